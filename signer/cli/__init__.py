@@ -1,0 +1,1 @@
+"""The ``zonesigner`` command line."""

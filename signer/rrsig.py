@@ -1,0 +1,232 @@
+"""Canonical RRset form and RRSIG creation/verification (RFC 4034 sect. 3.1.8.1, 6; RFC 6840 5.1).
+
+Two entry points share the same byte layout:
+
+* :func:`signing_data_wire` works on wire-format pieces (the zone signer's hot path);
+* :func:`sign_rrset` / :func:`verify_rrset` work on dnspython RRsets (bundles, tests, tools).
+
+Canonical RDATA comes from dnspython's ``to_digestable``, which lowercases embedded names
+exactly for the types RFC 4034 sect. 6.2 lists as amended by RFC 6840 sect. 5.1 (not NSEC).
+"""
+
+from __future__ import annotations
+
+import calendar
+import struct
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.RRSIG
+import dns.rrset
+
+from signer.algorithms import Algorithm
+from signer.crypto import verify_signature
+from signer.dnskey import DnsKey
+from signer.errors import InputError, VerificationError
+
+
+class Signer(Protocol):
+    """What RRSIG creation needs from a key: its DNSKEY and a signing function."""
+
+    @property
+    def dnskey(self) -> DnsKey: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def rrsig_labels(owner: dns.name.Name) -> int:
+    """RRSIG Labels field: owner labels without the root label and without a leading '*'."""
+    n = len(owner.labels) - (1 if owner.is_absolute() else 0)
+    if owner.is_wild():
+        n -= 1
+    return n
+
+
+def to_time(value: str | int) -> int:
+    """RRSIG time from 'YYYYMMDDHHMMSS' (UTC) or seconds since the epoch."""
+    if isinstance(value, int):
+        return value
+    if len(value) == 14 and value.isdigit():
+        return calendar.timegm(time.strptime(value, "%Y%m%d%H%M%S"))
+    if value.isdigit():
+        return int(value)
+    raise InputError(f"bad RRSIG time {value!r} (want YYYYMMDDHHMMSS)")
+
+
+def time_text(value: int) -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(value))
+
+
+@dataclass(frozen=True)
+class RrsigHeader:
+    """RRSIG RDATA fields except the signature."""
+
+    type_covered: int
+    algorithm: Algorithm
+    labels: int
+    original_ttl: int
+    expiration: int
+    inception: int
+    key_tag: int
+    signer: dns.name.Name
+
+    def to_wire(self) -> bytes:
+        return struct.pack(
+            "!HBBIIIH",
+            self.type_covered,
+            int(self.algorithm),
+            self.labels,
+            self.original_ttl,
+            self.expiration & 0xFFFFFFFF,
+            self.inception & 0xFFFFFFFF,
+            self.key_tag,
+        ) + (self.signer.canonicalize().to_wire() or b"")
+
+    def rdata(self, signature: bytes) -> dns.rdtypes.ANY.RRSIG.RRSIG:
+        return dns.rdtypes.ANY.RRSIG.RRSIG(  # type: ignore[no-untyped-call]
+            dns.rdataclass.IN,
+            dns.rdatatype.RRSIG,
+            dns.rdatatype.RdataType.make(self.type_covered),
+            int(self.algorithm),
+            self.labels,
+            self.original_ttl,
+            self.expiration & 0xFFFFFFFF,
+            self.inception & 0xFFFFFFFF,
+            self.key_tag,
+            self.signer,
+            signature,
+        )
+
+    @classmethod
+    def of(cls, rd: dns.rdata.Rdata) -> RrsigHeader:
+        return cls(
+            int(rd.type_covered),  # type: ignore[attr-defined]
+            Algorithm.parse(int(rd.algorithm)),  # type: ignore[attr-defined]
+            rd.labels,  # type: ignore[attr-defined]
+            rd.original_ttl,  # type: ignore[attr-defined]
+            rd.expiration,  # type: ignore[attr-defined]
+            rd.inception,  # type: ignore[attr-defined]
+            rd.key_tag,  # type: ignore[attr-defined]
+            rd.signer,  # type: ignore[attr-defined]
+        )
+
+
+def signing_data_wire(
+    header_wire: bytes,
+    owner_wire: bytes,
+    rtype: int,
+    rclass: int,
+    original_ttl: int,
+    rdatas: Iterable[bytes],
+) -> bytes:
+    """RFC 4034 sect. 3.1.8.1: RRSIG_RDATA | RR(1) | RR(2)... with RRs in canonical order.
+
+    ``owner_wire`` must already be lowercased (and be the wildcard name for wildcards);
+    ``rdatas`` must be canonical RDATA; duplicates are removed and the rest sorted here.
+    """
+    prefix = owner_wire + struct.pack("!HHI", rtype, rclass, original_ttl)
+    parts = [header_wire]
+    for rd in sorted(set(rdatas)):
+        parts.append(prefix)
+        parts.append(struct.pack("!H", len(rd)))
+        parts.append(rd)
+    return b"".join(parts)
+
+
+def canonical_rdatas(rrset: dns.rrset.RRset, origin: dns.name.Name | None = None) -> list[bytes]:
+    return [rd.to_digestable(origin) for rd in rrset]
+
+
+def rrset_signing_data(
+    rrset: dns.rrset.RRset, header: RrsigHeader, origin: dns.name.Name | None = None
+) -> bytes:
+    owner = (
+        rrset.name if rrset.name.is_absolute() else rrset.name.derelativize(origin or dns.name.root)
+    )
+    if header.labels < rrsig_labels(owner):
+        # RFC 4034 sect. 3.1.8.1: a wildcard-expanded answer is signed as '*.' + rightmost labels
+        keep = owner.labels[-(header.labels + 1) :]
+        owner = dns.name.Name((b"*", *keep))
+    return signing_data_wire(
+        header.to_wire(),
+        owner.canonicalize().to_wire() or b"",
+        int(rrset.rdtype),
+        int(rrset.rdclass),
+        header.original_ttl,
+        canonical_rdatas(rrset, origin),
+    )
+
+
+def sign_rrset(
+    rrset: dns.rrset.RRset,
+    key: Signer,
+    signer_name: dns.name.Name,
+    inception: int,
+    expiration: int,
+    *,
+    original_ttl: int | None = None,
+) -> dns.rdtypes.ANY.RRSIG.RRSIG:
+    """Create an RRSIG over ``rrset`` with ``key`` (any backend)."""
+    if expiration <= inception:
+        raise InputError(
+            f"RRSIG expiration {time_text(expiration)} is not after inception {time_text(inception)}"
+        )
+    dk = key.dnskey
+    header = RrsigHeader(
+        int(rrset.rdtype),
+        dk.algorithm,
+        rrsig_labels(rrset.name),
+        rrset.ttl if original_ttl is None else original_ttl,
+        expiration,
+        inception,
+        dk.key_tag,
+        signer_name,
+    )
+    return header.rdata(key.sign(rrset_signing_data(rrset, header)))
+
+
+def verify_rrset(
+    rrset: dns.rrset.RRset,
+    rrsig: dns.rdata.Rdata,
+    keys: Sequence[DnsKey],
+    *,
+    now: int | None = None,
+) -> DnsKey:
+    """Verify ``rrsig`` over ``rrset`` with one of ``keys``; return the key that verified.
+
+    Raises :class:`VerificationError` naming the RRset and the reason.
+    """
+    header = RrsigHeader.of(rrsig)
+    what = f"RRSIG {dns.rdatatype.to_text(dns.rdatatype.RdataType.make(header.type_covered))} {rrset.name} key {header.key_tag}"
+    if header.type_covered != int(rrset.rdtype):
+        raise VerificationError(f"{what}: covers another type than {rrset.rdtype.name}")
+    if now is not None:
+        if _serial_lt(now, header.inception):
+            raise VerificationError(
+                f"{what}: not yet valid (inception {time_text(header.inception)})"
+            )
+        if _serial_lt(header.expiration, now):
+            raise VerificationError(f"{what}: expired {time_text(header.expiration)}")
+    data = rrset_signing_data(rrset, header)
+    candidates = [
+        k for k in keys if k.key_tag == header.key_tag and k.algorithm == header.algorithm
+    ]
+    if not candidates:
+        raise VerificationError(f"{what}: no DNSKEY with that tag and algorithm")
+    for k in candidates:
+        if verify_signature(k.algorithm, k.public_key_object(), data, rrsig.signature):  # type: ignore[attr-defined]
+            return k
+    raise VerificationError(f"{what}: signature does not verify")
+
+
+def _serial_lt(a: int, b: int) -> bool:
+    """RFC 1982 serial number comparison on 32 bits (a < b)."""
+    a &= 0xFFFFFFFF
+    b &= 0xFFFFFFFF
+    return a != b and ((a < b and b - a < 2**31) or (a > b and a - b > 2**31))
