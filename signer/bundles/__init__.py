@@ -1,0 +1,1 @@
+"""Key bundles: policy, planner, signing request (KSR) and response (SKR), checks, formats."""
