@@ -34,7 +34,7 @@ venv: $(BIN)/activate
 deps: debs venv
 
 lint: deps
-	$(BIN)/ruff check signer ceremony tests benchmarks hsm-sim
+	$(BIN)/ruff check $(wildcard signer ceremony tests benchmarks hsm-sim)
 
 typecheck: deps
 	$(BIN)/mypy --strict signer ceremony
