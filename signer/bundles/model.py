@@ -16,6 +16,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from signer.bundles.declared import DeclaredPolicy
 from signer.dnskey import DnsKey, DsRecord
 
 
@@ -31,9 +32,15 @@ class Bundle:
     cds_signatures: tuple[dns.rdata.Rdata, ...] = ()
     cdnskey: tuple[DnsKey, ...] = ()
     cdnskey_signatures: tuple[dns.rdata.Rdata, ...] = ()
+    cds_ttl: int | None = None  # CDS/CDNSKEY TTL when it differs from ``ttl`` (Knot uses 0)
 
     def covers(self, when: int) -> bool:
         return self.inception <= when < self.expiration
+
+    @property
+    def sync_ttl(self) -> int:
+        """TTL of the CDS and CDNSKEY RRsets."""
+        return self.ttl if self.cds_ttl is None else self.cds_ttl
 
     def dnskey_rrset(self, zone: dns.name.Name) -> dns.rrset.RRset:
         return dns.rrset.from_rdata_list(zone, self.ttl, [k.to_rdata() for k in self.keys])
@@ -45,7 +52,7 @@ class Bundle:
             dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.CDS, d.rdata_text())
             for d in self.cds
         ]
-        return dns.rrset.from_rdata_list(zone, self.ttl, rds)
+        return dns.rrset.from_rdata_list(zone, self.sync_ttl, rds)
 
     def cdnskey_rrset(self, zone: dns.name.Name) -> dns.rrset.RRset | None:
         if not self.cdnskey:
@@ -54,7 +61,7 @@ class Bundle:
             dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.CDNSKEY, k.rdata_text())
             for k in self.cdnskey
         ]
-        return dns.rrset.from_rdata_list(zone, self.ttl, rds)
+        return dns.rrset.from_rdata_list(zone, self.sync_ttl, rds)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class BundleSet:
     bundles: tuple[Bundle, ...]
     kind: str  # "request" or "response"
     meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # the RequestPolicy/ResponsePolicy a root XML file declares (None for the text format)
+    declared_policy: DeclaredPolicy | None = field(default=None, compare=False)
 
     def valid_at(self, when: int) -> list[Bundle]:
         return [b for b in self.bundles if b.covers(when)]
