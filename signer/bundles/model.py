@@ -65,23 +65,6 @@ class Bundle:
 
 
 @dataclass(frozen=True)
-class RequestPolicy:
-    """What a request declares about the signatures it wants (root KSR ``<RequestPolicy><ZSK>``,
-    our JSON manifest ``declared``); a response may carry the KSK side's in the same shape.
-
-    Durations in seconds; ``algorithms`` lists (algorithm number, key size in bits).
-    """
-
-    publish_safety: int
-    retire_safety: int
-    max_signature_validity: int
-    min_signature_validity: int
-    max_validity_overlap: int
-    min_validity_overlap: int
-    algorithms: tuple[tuple[int, int], ...] = ()
-
-
-@dataclass(frozen=True)
 class BundleSet:
     """An ordered series of bundles for one zone: a request or a response."""
 
@@ -89,9 +72,6 @@ class BundleSet:
     bundles: tuple[Bundle, ...]
     kind: str  # "request" or "response"
     meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    # the declared signature policy (root XML RequestPolicy/ZSK, manifest "declared"); None when
-    # the format has none (BIND/Knot text): the KSK side then applies its own policy alone
-    policy: RequestPolicy | None = field(default=None, compare=False, hash=False)
     # the RequestPolicy/ResponsePolicy a root XML file declares (None for the text format)
     declared_policy: DeclaredPolicy | None = field(default=None, compare=False)
 
