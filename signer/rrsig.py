@@ -88,9 +88,11 @@ class RrsigHeader:
             self.key_tag,
         ) + (self.signer.canonicalize().to_wire() or b"")
 
-    def rdata(self, signature: bytes) -> dns.rdtypes.ANY.RRSIG.RRSIG:
+    def rdata(
+        self, signature: bytes, rdclass: int = dns.rdataclass.IN
+    ) -> dns.rdtypes.ANY.RRSIG.RRSIG:
         return dns.rdtypes.ANY.RRSIG.RRSIG(  # type: ignore[no-untyped-call]
-            dns.rdataclass.IN,
+            dns.rdataclass.RdataClass.make(rdclass),
             dns.rdatatype.RRSIG,
             dns.rdatatype.RdataType.make(self.type_covered),
             int(self.algorithm),
@@ -177,6 +179,8 @@ def sign_rrset(
         raise InputError(
             f"RRSIG expiration {time_text(expiration)} is not after inception {time_text(inception)}"
         )
+    if rrset.name.is_absolute() and not rrset.name.is_subdomain(signer_name):
+        raise InputError(f"signer {signer_name} is not the zone of {rrset.name}")
     dk = key.dnskey
     header = RrsigHeader(
         int(rrset.rdtype),
@@ -188,7 +192,7 @@ def sign_rrset(
         dk.key_tag,
         signer_name,
     )
-    return header.rdata(key.sign(rrset_signing_data(rrset, header)))
+    return header.rdata(key.sign(rrset_signing_data(rrset, header)), rrset.rdclass)
 
 
 def verify_rrset(
@@ -200,12 +204,31 @@ def verify_rrset(
 ) -> DnsKey:
     """Verify ``rrsig`` over ``rrset`` with one of ``keys``; return the key that verified.
 
+    Applies the RFC 4035 sect. 5.3.1 checks a validator makes before the cryptography:
+    same type and class, Labels not more than the owner's label count, signer name equal to
+    or an ancestor of the owner, a DNSKEY with the ZONE flag and protocol 3 matching the key
+    tag and algorithm; a REVOKEd key (RFC 5011 sect. 2.1) only for the DNSKEY RRset.
     Raises :class:`VerificationError` naming the RRset and the reason.
     """
     header = RrsigHeader.of(rrsig)
     what = f"RRSIG {dns.rdatatype.to_text(dns.rdatatype.RdataType.make(header.type_covered))} {rrset.name} key {header.key_tag}"
     if header.type_covered != int(rrset.rdtype):
         raise VerificationError(f"{what}: covers another type than {rrset.rdtype.name}")
+    if rrsig.rdclass != rrset.rdclass:
+        raise VerificationError(f"{what}: class differs from the RRset's")
+    owner = rrset.name if rrset.name.is_absolute() else rrset.name.derelativize(dns.name.root)
+    owner_labels = rrsig_labels(owner)
+    if header.labels > owner_labels:
+        raise VerificationError(
+            f"{what}: RRSIG labels {header.labels} exceeds the owner's {owner_labels} labels"
+        )
+    if owner.is_wild() and header.labels != owner_labels:
+        raise VerificationError(
+            f"{what}: RRSIG labels {header.labels} is wrong for a wildcard owner "
+            f"({owner_labels} labels)"
+        )
+    if not owner.is_subdomain(header.signer):
+        raise VerificationError(f"{what}: signer {header.signer} is not the owner's zone")
     if now is not None:
         if _serial_lt(now, header.inception):
             raise VerificationError(
@@ -214,11 +237,24 @@ def verify_rrset(
         if _serial_lt(header.expiration, now):
             raise VerificationError(f"{what}: expired {time_text(header.expiration)}")
     data = rrset_signing_data(rrset, header)
+    matching = [k for k in keys if k.key_tag == header.key_tag and k.algorithm == header.algorithm]
+    if not matching:
+        raise VerificationError(f"{what}: no DNSKEY with that tag and algorithm")
     candidates = [
-        k for k in keys if k.key_tag == header.key_tag and k.algorithm == header.algorithm
+        k
+        for k in matching
+        if k.is_zone_key
+        and k.protocol == 3
+        and (not k.is_revoked or header.type_covered == dns.rdatatype.DNSKEY)
     ]
     if not candidates:
-        raise VerificationError(f"{what}: no DNSKEY with that tag and algorithm")
+        k = matching[0]
+        reason = (
+            "has no ZONE flag or protocol 3"
+            if not k.is_zone_key or k.protocol != 3
+            else "is revoked and may only sign the DNSKEY RRset"
+        )
+        raise VerificationError(f"{what}: DNSKEY {k.key_tag} {reason}")
     for k in candidates:
         if verify_signature(k.algorithm, k.public_key_object(), data, rrsig.signature):  # type: ignore[attr-defined]
             return k
