@@ -1,0 +1,914 @@
+"""Self-verification of a signed zone before it is published.
+
+The zone signer calls :func:`verify_signed_zone` on the zone it has just signed, *before* the
+atomic rename of the output file; any failure raises a :class:`ZoneVerificationFailed`
+(a :class:`signer.errors.VerificationError`, exit code 1) and nothing is published.
+
+Call signature (the contract with ``signer/cli/sign.py``)::
+
+    report = verify_signed_zone(
+        zone,                     # signer.zone.model.Zone, signed (or a signed file path)
+        trust_anchor_ds=[ds...],  # DsRecord(s) of the KSK(s) the parent / resolvers trust
+        now=1700000000,           # the signer's --now (seconds since the epoch)
+        level="sample",           # "structural" | "sample" | "full"
+        jobs=2,                   # processes for the cryptographic part (None: all cores)
+        zsk=dnskey,               # optional: the ZSK that must sign every RRset
+        min_validity=0,           # optional: every RRSIG must stay valid this many seconds
+    )
+
+``zone`` is the signer's in-memory :class:`signer.zone.model.Zone` after signing: RRSIGs in
+each ``RRset.sigs`` (RRSIG RRsets of type 46 in ``nodes`` are accepted too and split by the
+type they cover), NSEC/NSEC3/NSEC3PARAM/DNSKEY RRsets in ``nodes``. Only ``origin`` and
+``nodes`` are read: ``order``, ``kinds`` and ``signed`` are the signer's own conclusions, and
+the verifier recomputes them rather than trusting them. A path to a signed master file is
+read with :func:`read_signed_zone` (dnspython, independent of our loader; ``origin=`` needed).
+
+Levels (costs measured in ``docs/performance.md``):
+
+* ``structural`` -- no signature is checked cryptographically except the DNSKEY RRset's
+  trust-anchor signature; everything else below is checked:
+
+  - ZONE-VERIFY-ORDER: SOA and NS at the apex, no data outside the zone.
+  - ZONE-VERIFY-UNSIGNED: every authoritative RRset has a valid RRSIG by the ZSK (DNSKEY, CDS
+    and CDNSKEY: by a key of the DNSKEY RRset); ZONE-VERIFY-EXTRA-SIG: no RRSIG over
+    non-authoritative data (delegation NS, glue, occluded names).
+  - ZONE-VERIFY-RRSIG-FIELDS: signer name = apex, labels, original TTL = RRset TTL, the key is
+    in the DNSKEY RRset.
+  - ZONE-VERIFY-DNSKEY-TA: the DNSKEY RRset is signed (always verified cryptographically) by a
+    key whose DS is one of ``trust_anchor_ds``; ZONE-VERIFY-ZSK-PUBLISHED: ``zsk`` is in it.
+  - ZONE-VERIFY-NSEC-CHAIN / ZONE-VERIFY-NSEC3-CHAIN: exactly the names that need one have an
+    NSEC/NSEC3 (NSEC3: empty non-terminals too), the chain is in order and closed; NSEC3
+    opt-out only skips insecure delegations (and the empty non-terminals above only those), and
+    only under an opt-out NSEC3; ZONE-VERIFY-NSEC3-PARAM: one NSEC3PARAM matching every NSEC3.
+  - ZONE-VERIFY-BITMAP: every type bitmap lists exactly the types at its name.
+  - ZONE-VERIFY-NEGATIVE-TTL: NSEC/NSEC3 TTL = min(SOA TTL, SOA MINIMUM) (RFC 9077).
+  - ZONE-VERIFY-VALIDITY: every RRSIG has inception <= now and expiration > now +
+    ``min_validity``.
+
+* ``sample`` (default) -- structural, plus every apex signature and a deterministic stride
+  sample of the others (``sample_rate``, 1 %, at least ``sample_min``) verified
+  cryptographically: catches a wrong key, a broken token or a canonical-form bug -- faults
+  that hit every signature -- at a small fraction of the cost of ``full``.
+* ``full`` -- structural, plus every signature verified cryptographically
+  (ZONE-VERIFY-SIGNATURE), split across ``jobs`` forked processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import hashlib
+import logging
+import multiprocessing
+import os
+import struct
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+import dns.zone
+
+from signer.algorithms import Algorithm
+from signer.crypto import PublicKey, verify_signature
+from signer.dnskey import FLAG_SEP, DnsKey, DsRecord
+from signer.errors import InputError, VerificationError
+from signer.rrsig import signing_data_wire, time_text
+from signer.zone.model import (
+    CLASS_IN,
+    T_DNAME,
+    T_DNSKEY,
+    T_DS,
+    T_NS,
+    T_NSEC,
+    T_NSEC3,
+    T_NSEC3PARAM,
+    T_RRSIG,
+    T_SOA,
+    RRset,
+    RrsigFields,
+    Zone,
+    bitmap_types,
+    canonical_key,
+    label_count,
+    labels,
+    name_from_text,
+    name_to_text,
+    parent_of,
+    rrsig_fields,
+    soa_fields,
+)
+
+log = logging.getLogger("signer.zone.verify")
+
+LEVELS = ("structural", "sample", "full")
+DEFAULT_LEVEL = "sample"
+T_CDS = 59
+T_CDNSKEY = 60
+_KEY_SIGNED = frozenset({T_DNSKEY, T_CDS, T_CDNSKEY})
+MAX_REPORTED = 20
+
+# name kinds as the verifier classifies them (independently of Zone.kinds)
+_AUTH, _DELEG, _NONAUTH, _NSEC3 = 0, 1, 2, 3
+
+
+class ZoneVerificationFailed(VerificationError):
+    """The signed zone failed self-verification; ``failures`` lists (requirement, message).
+
+    ``requirement`` is the first failure's ID; the message names owner and type.
+    """
+
+    requirement = "ZONE-VERIFY"
+
+    def __init__(self, failures: Sequence[tuple[str, str]], total: int) -> None:
+        self.failures = list(failures)
+        self.total = total
+        req, msg = self.failures[0]
+        more = f" (and {total - 1} more problem(s))" if total > 1 else ""
+        super().__init__(f"{msg}{more}; the signed zone is not published", requirement=req)
+        self.requirements = sorted({r for r, _ in self.failures})
+        self.messages = [f"{r}: {m}" for r, m in self.failures]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    origin: str
+    level: str
+    denial: str  # "nsec", "nsec3" or "nsec3 opt-out"
+    names: int
+    rrsets_signed: int
+    rrsigs: int
+    rrsigs_verified: int  # cryptographically, including the trust-anchor signature
+    min_expiration: int
+    max_expiration: int
+    seconds: float
+    trust_anchor_key: int
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "level": self.level,
+            "denial": self.denial,
+            "names": self.names,
+            "rrsets_signed": self.rrsets_signed,
+            "rrsigs": self.rrsigs,
+            "rrsigs_verified": self.rrsigs_verified,
+            "min_expiration": time_text(self.min_expiration) if self.rrsigs else None,
+            "max_expiration": time_text(self.max_expiration) if self.rrsigs else None,
+            "seconds": round(self.seconds, 3),
+            "trust_anchor_key": self.trust_anchor_key,
+        }
+
+
+# -- reading a signed master file (tests, tools) --------------------------------------------
+def read_signed_zone(path: str | os.PathLike[str], origin: str | bytes) -> Zone:
+    """Read a signed zone file into a :class:`Zone` with RRSIGs attached to their RRsets.
+
+    Uses dnspython's parser (not our loader, so a loader bug cannot hide itself); fine for the
+    zones tests and tools read, too slow for millions of names.
+    """
+    o_wire = origin if isinstance(origin, bytes) else name_from_text(origin.rstrip(".") + ".", None)
+    o = dns.name.from_wire(o_wire, 0)[0]
+    try:
+        z = dns.zone.from_file(
+            str(path), origin=o, relativize=False, check_origin=False, allow_include=True
+        )
+    except OSError as exc:
+        raise InputError(f"cannot read signed zone: {exc.strerror}", path=str(path)) from None
+    except dns.exception.DNSException as exc:
+        raise InputError(f"cannot parse signed zone: {exc}", path=str(path)) from None
+    zone = Zone(o_wire)
+    for name, znode in z.nodes.items():
+        owner = name.canonicalize().to_wire() or b""
+        sigs: dict[int, list[bytes]] = {}
+        plain = []
+        for rds in znode.rdatasets:
+            if rds.rdtype == dns.rdatatype.RRSIG:
+                for rd in rds:
+                    sigs.setdefault(int(rd.type_covered), []).append(rd.to_wire() or b"")
+            else:
+                plain.append(rds)
+        rrsets = [
+            RRset(
+                owner,
+                int(rds.rdtype),
+                rds.ttl,
+                tuple(sorted({rd.to_digestable(o) for rd in rds})),
+                tuple(sigs.pop(int(rds.rdtype), ())),
+            )
+            for rds in sorted(plain, key=lambda r: int(r.rdtype))
+        ]
+        for t, orphan in sigs.items():  # RRSIGs over a type that is absent
+            rrsets.append(RRset(owner, T_RRSIG, 0, tuple(orphan), ()))
+            log.debug("RRSIG over absent type %d at %s", t, name)
+        zone.nodes[owner] = rrsets
+    return zone
+
+
+def trust_anchor_from_file(path: str | os.PathLike[str]) -> list[DsRecord]:
+    """DS records from a file of ``owner [ttl] [IN] DS ...`` lines (dnssec-dsfromkey output)."""
+    out: list[DsRecord] = []
+    p = Path(path)
+    try:
+        lines = p.read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read trust anchor: {exc.strerror}", path=str(p)) from None
+    for no, line in enumerate(lines, 1):
+        text = line.split(";", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.split()
+        try:
+            at = [x.upper() for x in parts].index("DS")
+        except ValueError:
+            raise InputError("expected a DS record", path=str(p), line=no) from None
+        try:
+            out.append(DsRecord.from_text(" ".join(parts[at + 1 :])))
+        except InputError as exc:
+            raise InputError(exc.reason, path=str(p), line=no) from None
+    if not out:
+        raise InputError("no DS record in the trust anchor file", path=str(p))
+    return out
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _type_text(t: int) -> str:
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(t))
+
+
+def _b32(h: bytes) -> str:
+    return base64.b32hexencode(h).decode().lower()
+
+
+def _nsec3_hash(owner: bytes, salt: bytes, iterations: int) -> bytes:
+    """RFC 5155 sect. 5 with SHA-1 over the canonical (lowercased) owner name."""
+    h = hashlib.sha1(owner + salt).digest()  # noqa: S324 (RFC 5155 mandates SHA-1)
+    for _ in range(iterations):
+        h = hashlib.sha1(h + salt).digest()  # noqa: S324
+    return h
+
+
+def _bitmap_msg(what: str, owner: bytes, have: set[int], want: set[int]) -> str:
+    def names(ts: set[int]) -> str:
+        return " ".join(_type_text(t) for t in sorted(ts)) or "(none)"
+
+    return (
+        f"{what} at {name_to_text(owner)}: type bitmap {names(have)}, expected {names(want)}"
+        f" (extra: {names(have - want)}; missing: {names(want - have)})"
+    )
+
+
+def _header(s: RrsigFields) -> bytes:
+    return (
+        struct.pack(
+            "!HBBIIIH",
+            s.type_covered,
+            s.algorithm,
+            s.labels,
+            s.original_ttl,
+            s.expiration,
+            s.inception,
+            s.key_tag,
+        )
+        + s.signer.lower()
+    )
+
+
+def _signing_data(owner: bytes, rrset: RRset, s: RrsigFields) -> bytes:
+    return signing_data_wire(_header(s), owner, rrset.rtype, CLASS_IN, s.original_ttl, rrset.rdatas)
+
+
+class _Failures:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+        self.total = 0
+
+    def add(self, requirement: str, message: str) -> None:
+        self.total += 1
+        if len(self.items) < MAX_REPORTED:
+            self.items.append((requirement, message))
+            log.error("%s: %s", requirement, message)
+
+    def raise_if_any(self) -> None:
+        if self.total:
+            raise ZoneVerificationFailed(self.items, self.total)
+
+
+# -- entry point ----------------------------------------------------------------------------
+def verify_signed_zone(
+    zone: Zone | str | os.PathLike[str],
+    *,
+    trust_anchor_ds: Sequence[DsRecord],
+    now: int,
+    level: str = DEFAULT_LEVEL,
+    jobs: int | None = None,
+    zsk: DnsKey | None = None,
+    min_validity: int = 0,
+    origin: str | bytes | None = None,
+    sample_rate: float = 0.01,
+    sample_min: int = 200,
+) -> VerifyReport:
+    """Verify a signed zone; raise :class:`ZoneVerificationFailed` or return a report.
+
+    See the module docstring for what each ``level`` checks and the requirement IDs.
+    """
+    if level not in LEVELS:
+        raise InputError(f"unknown verification level {level!r} (use {', '.join(LEVELS)})")
+    if not trust_anchor_ds:
+        raise InputError("self-verification needs the trust anchor (the KSK's DS)")
+    started = time.perf_counter()
+    if not isinstance(zone, Zone):
+        if origin is None:
+            raise InputError("reading a signed zone file needs its origin")
+        zone = read_signed_zone(zone, origin)
+    v = _Verifier(zone, now, zsk, min_validity)
+    v.structure()
+    v.failures.raise_if_any()
+    ta_tag = v.dnskey_trust_anchor(trust_anchor_ds)
+    v.failures.raise_if_any()
+    if level == "structural":
+        chosen: list[tuple[int, int, int]] = []
+    elif level == "full":
+        chosen = v.tasks
+    else:
+        chosen = _sample(v.tasks, sample_rate, sample_min)
+    for (i, ri, _si), reason in _verify_tasks(v, chosen, jobs):
+        rs = v.nodes[i][ri]
+        v.failures.add(
+            "ZONE-VERIFY-SIGNATURE",
+            f"RRSIG {_type_text(rs.rtype)} {name_to_text(v.order[i])}: {reason}",
+        )
+    v.failures.raise_if_any()
+    report = VerifyReport(
+        origin=name_to_text(v.origin),
+        level=level,
+        denial=v.denial,
+        names=len(v.order),
+        rrsets_signed=v.rrsets_signed,
+        rrsigs=len(v.tasks),
+        rrsigs_verified=len(chosen) + 1,
+        min_expiration=v.min_exp if v.tasks else 0,
+        max_expiration=v.max_exp if v.tasks else 0,
+        seconds=time.perf_counter() - started,
+        trust_anchor_key=ta_tag,
+    )
+    log.info(
+        "self-verification (%s) passed: %d names, %d RRSIGs, %d verified in %.2f s",
+        level,
+        report.names,
+        report.rrsigs,
+        report.rrsigs_verified,
+        report.seconds,
+    )
+    return report
+
+
+def _sample(
+    tasks: list[tuple[int, int, int]], rate: float, minimum: int
+) -> list[tuple[int, int, int]]:
+    """Every apex signature plus an evenly spread deterministic sample of the rest."""
+    want = max(minimum, int(len(tasks) * rate))
+    if want >= len(tasks):
+        return tasks
+    stride = len(tasks) / want
+    picked = {int(i * stride) for i in range(want)}
+    return [t for i, t in enumerate(tasks) if i in picked or t[0] == 0]
+
+
+class _Verifier:
+    def __init__(self, zone: Zone, now: int, zsk: DnsKey | None, min_validity: int) -> None:
+        self.failures = _Failures()
+        self.now = now
+        self.zsk = zsk
+        self.min_validity = min_validity
+        self.origin = zone.origin
+        self.apex_key = canonical_key(zone.origin)
+        keyed = sorted((canonical_key(n), n) for n in zone.nodes)
+        self.order: list[bytes] = [n for _, n in keyed]
+        self.skeys: list[bytes] = [k for k, _ in keyed]
+        # RRsets per name, RRSIG RRsets (type 46) folded into the sigs of what they cover
+        self.nodes: list[list[RRset]] = [_fold_rrsigs(zone.nodes[n]) for n in self.order]
+        self.kinds: list[int] = []
+        self.tasks: list[tuple[int, int, int]] = []  # (node index, rrset index, sig index)
+        self.min_exp = 2**32
+        self.max_exp = 0
+        self.rrsets_signed = 0
+        self.denial = "none"
+        self.negative_ttl = 0
+        self.dnskeys: list[DnsKey] = []
+        self.signing_keys: set[tuple[int, int]] = set()
+        self.zone_keys: set[tuple[int, int]] = set()
+        self.pubkeys: dict[tuple[int, int], list[tuple[Algorithm, PublicKey]]] = {}
+
+    def get(self, i: int, rtype: int) -> RRset | None:
+        for rs in self.nodes[i]:
+            if rs.rtype == rtype:
+                return rs
+        return None
+
+    # -- structure ----------------------------------------------------------------------
+    def structure(self) -> None:
+        f = self.failures
+        if not self.order or self.order[0] != self.origin:
+            f.add("ZONE-VERIFY-ORDER", f"no data at the apex {name_to_text(self.origin)}")
+            return
+        soa = self.get(0, T_SOA)
+        if soa is None or self.get(0, T_NS) is None:
+            f.add("ZONE-VERIFY-ORDER", f"no SOA and NS at the apex {name_to_text(self.origin)}")
+            return
+        self.negative_ttl = min(soa.ttl, soa_fields(soa.rdatas[0]).minimum)
+        self._load_dnskeys()
+        if f.total:
+            return
+        apex_key = self.apex_key
+        below_apex = apex_key  # keys end in b"\x00\x00": a prefix is an ancestor
+        cut: bytes | None = None
+        has_nsec = has_nsec3 = False
+        kinds = self.kinds
+        for i, (k, rrsets) in enumerate(zip(self.skeys, self.nodes, strict=True)):
+            if i == 0:
+                kinds.append(_AUTH)
+                has_nsec |= any(rs.rtype == T_NSEC for rs in rrsets)
+                continue
+            if not k.startswith(below_apex):
+                f.add(
+                    "ZONE-VERIFY-ORDER",
+                    f"{name_to_text(self.order[i])} is outside the zone "
+                    f"{name_to_text(self.origin)}",
+                )
+                kinds.append(_NONAUTH)
+                continue
+            if cut is not None and k.startswith(cut):
+                kinds.append(_NONAUTH)
+                continue
+            cut = None
+            types = [rs.rtype for rs in rrsets]
+            if T_NSEC3 in types:
+                has_nsec3 = True
+                kinds.append(_NSEC3)
+                if len(types) != 1 or parent_of(self.order[i]) != self.origin:
+                    f.add(
+                        "ZONE-VERIFY-NSEC3-CHAIN",
+                        f"NSEC3 at {name_to_text(self.order[i])} is not alone at a hashed name "
+                        "right below the apex",
+                    )
+                continue
+            if T_NSEC in types:
+                has_nsec = True
+            if T_NS in types:
+                kinds.append(_DELEG)
+                cut = k
+            else:
+                kinds.append(_AUTH)
+                if T_DNAME in types:
+                    cut = k
+        if has_nsec and has_nsec3:
+            f.add("ZONE-VERIFY-NSEC-CHAIN", "the zone mixes NSEC and NSEC3 records")
+            return
+        self._signatures()
+        if has_nsec3 or self.get(0, T_NSEC3PARAM) is not None:
+            self._nsec3()
+        else:
+            self._nsec()
+
+    def _load_dnskeys(self) -> None:
+        f = self.failures
+        rrset = self.get(0, T_DNSKEY)
+        if rrset is None:
+            f.add(
+                "ZONE-VERIFY-DNSKEY-TA", f"no DNSKEY RRset at the apex {name_to_text(self.origin)}"
+            )
+            return
+        for rd in rrset.rdatas:
+            try:
+                dk = DnsKey.from_wire(rd)
+                pub = dk.public_key_object()
+            except InputError as exc:
+                f.add("ZONE-VERIFY-DNSKEY-TA", f"unusable DNSKEY in the apex RRset: {exc}")
+                continue
+            self.dnskeys.append(dk)
+            tk = (dk.key_tag, int(dk.algorithm))
+            self.zone_keys.add(tk)
+            self.pubkeys.setdefault(tk, []).append((dk.algorithm, pub))
+        if self.zsk is not None:
+            if not any(k.same_key(self.zsk) and k.flags == self.zsk.flags for k in self.dnskeys):
+                f.add(
+                    "ZONE-VERIFY-ZSK-PUBLISHED",
+                    f"the ZSK {self.zsk.key_tag} is not in the DNSKEY RRset",
+                )
+            self.signing_keys = {(self.zsk.key_tag, int(self.zsk.algorithm))}
+        else:
+            zsks = {(k.key_tag, int(k.algorithm)) for k in self.dnskeys if not k.flags & FLAG_SEP}
+            self.signing_keys = zsks or set(self.zone_keys)
+
+    def _signatures(self) -> None:
+        """Every authoritative RRset signed (fields, validity); nothing else signed."""
+        f = self.failures
+        origin = self.origin
+        now, horizon = self.now, self.now + self.min_validity
+        tasks = self.tasks
+        signing_keys, zone_keys = self.signing_keys, self.zone_keys
+        signed = 0
+        min_exp, max_exp = self.min_exp, self.max_exp
+        for i, (owner, rrsets, kind) in enumerate(
+            zip(self.order, self.nodes, self.kinds, strict=True)
+        ):
+            if kind == _NONAUTH:
+                signed_types = [rs.rtype for rs in rrsets if rs.sigs or rs.rtype == T_RRSIG]
+                if signed_types:
+                    f.add(
+                        "ZONE-VERIFY-EXTRA-SIG",
+                        f"{name_to_text(owner)} is glue or occluded but has RRSIG(s) over "
+                        + ", ".join(_type_text(t) for t in signed_types),
+                    )
+                continue
+            nlabels = label_count(owner)
+            for ri, rs in enumerate(rrsets):
+                t = rs.rtype
+                if t == T_RRSIG:
+                    covered = {rrsig_fields(rd).type_covered for rd in rs.rdatas}
+                    f.add(
+                        "ZONE-VERIFY-EXTRA-SIG",
+                        f"RRSIG at {name_to_text(owner)} covers absent RRset(s) "
+                        + ", ".join(_type_text(c) for c in sorted(covered)),
+                    )
+                    continue
+                if kind == _DELEG and t not in (T_DS, T_NSEC):
+                    if rs.sigs:
+                        f.add(
+                            "ZONE-VERIFY-EXTRA-SIG",
+                            f"{_type_text(t)} at delegation {name_to_text(owner)} is signed (the "
+                            "child zone is authoritative for it)",
+                        )
+                    continue
+                if not rs.sigs:
+                    f.add(
+                        "ZONE-VERIFY-UNSIGNED",
+                        f"{_type_text(t)} at {name_to_text(owner)} has no RRSIG",
+                    )
+                    continue
+                want = zone_keys if t in _KEY_SIGNED else signing_keys
+                ok = False
+                for si, rd in enumerate(rs.sigs):
+                    try:
+                        s = rrsig_fields(rd)
+                    except (struct.error, IndexError):
+                        f.add(
+                            "ZONE-VERIFY-RRSIG-FIELDS",
+                            f"malformed RRSIG {_type_text(t)} at {name_to_text(owner)}",
+                        )
+                        continue
+                    tk = (s.key_tag, s.algorithm)
+                    if (
+                        s.type_covered == t
+                        and s.signer.lower() == origin
+                        and s.labels == nlabels
+                        and s.original_ttl == rs.ttl
+                        and tk in zone_keys
+                        and s.inception <= now
+                        and s.expiration > horizon
+                    ):
+                        if tk in want:
+                            ok = True
+                        exp = s.expiration
+                        if exp < min_exp:
+                            min_exp = exp
+                        if exp > max_exp:
+                            max_exp = exp
+                        tasks.append((i, ri, si))
+                        continue
+                    self._bad_rrsig(owner, rs, s, nlabels, horizon)
+                if ok:
+                    signed += 1
+                else:
+                    f.add(
+                        "ZONE-VERIFY-UNSIGNED",
+                        f"{_type_text(t)} at {name_to_text(owner)} has no valid RRSIG by "
+                        + ("a key of the DNSKEY RRset" if t in _KEY_SIGNED else "the ZSK"),
+                    )
+        self.rrsets_signed = signed
+        self.min_exp, self.max_exp = min_exp, max_exp
+
+    def _bad_rrsig(
+        self, owner: bytes, rs: RRset, s: RrsigFields, nlabels: int, horizon: int
+    ) -> None:
+        where = f"RRSIG {_type_text(rs.rtype)} {name_to_text(owner)} key {s.key_tag}"
+        f = self.failures
+        if s.type_covered != rs.rtype:
+            f.add("ZONE-VERIFY-RRSIG-FIELDS", f"{where}: covers {_type_text(s.type_covered)}")
+        elif s.signer.lower() != self.origin:
+            f.add(
+                "ZONE-VERIFY-RRSIG-FIELDS",
+                f"{where}: signer {name_to_text(s.signer)} is not the apex",
+            )
+        elif s.labels != nlabels:
+            f.add("ZONE-VERIFY-RRSIG-FIELDS", f"{where}: labels {s.labels}, expected {nlabels}")
+        elif s.original_ttl != rs.ttl:
+            f.add(
+                "ZONE-VERIFY-RRSIG-FIELDS",
+                f"{where}: original TTL {s.original_ttl} != RRset TTL {rs.ttl}",
+            )
+        elif (s.key_tag, s.algorithm) not in self.zone_keys:
+            f.add("ZONE-VERIFY-RRSIG-FIELDS", f"{where}: no such key in the DNSKEY RRset")
+        elif s.inception > self.now:
+            f.add(
+                "ZONE-VERIFY-VALIDITY",
+                f"{where}: not valid before {time_text(s.inception)} (now {time_text(self.now)})",
+            )
+        else:
+            f.add(
+                "ZONE-VERIFY-VALIDITY",
+                f"{where}: expires {time_text(s.expiration)}, not after {time_text(horizon)}",
+            )
+
+    # -- denial of existence ------------------------------------------------------------
+    def _types(self, i: int) -> set[int]:
+        """Types an NSEC/NSEC3 bitmap must list for name i (without NSEC/RRSIG)."""
+        types = {rs.rtype for rs in self.nodes[i] if rs.rtype != T_RRSIG}
+        if self.kinds[i] == _DELEG:
+            return types & {T_NS, T_DS, T_NSEC}
+        return types
+
+    def _check_ttl(self, owner: bytes, rs: RRset) -> None:
+        if rs.ttl != self.negative_ttl:
+            self.failures.add(
+                "ZONE-VERIFY-NEGATIVE-TTL",
+                f"{_type_text(rs.rtype)} at {name_to_text(owner)} has TTL {rs.ttl}, not "
+                f"min(SOA TTL, SOA MINIMUM) = {self.negative_ttl} (RFC 9077)",
+            )
+
+    def _nsec(self) -> None:
+        f = self.failures
+        self.denial = "nsec"
+        chain = [i for i, kind in enumerate(self.kinds) if kind in (_AUTH, _DELEG)]
+        for i, kind in enumerate(self.kinds):
+            if kind == _NONAUTH and self.get(i, T_NSEC) is not None:
+                f.add(
+                    "ZONE-VERIFY-NSEC-CHAIN",
+                    f"glue or occluded name {name_to_text(self.order[i])} has an NSEC",
+                )
+        for pos, i in enumerate(chain):
+            owner = self.order[i]
+            rs = self.get(i, T_NSEC)
+            if rs is None:
+                f.add("ZONE-VERIFY-NSEC-CHAIN", f"{name_to_text(owner)} has no NSEC")
+                continue
+            if len(rs.rdatas) != 1:
+                f.add(
+                    "ZONE-VERIFY-NSEC-CHAIN",
+                    f"{name_to_text(owner)} has {len(rs.rdatas)} NSEC records",
+                )
+                continue
+            self._check_ttl(owner, rs)
+            rd = rs.rdatas[0]
+            end = 0
+            while rd[end]:
+                end += 1 + rd[end]
+            nxt = rd[: end + 1].lower()
+            want = self.order[chain[(pos + 1) % len(chain)]]
+            if nxt != want:
+                f.add(
+                    "ZONE-VERIFY-NSEC-CHAIN",
+                    f"NSEC at {name_to_text(owner)} points to {name_to_text(nxt)}, expected "
+                    f"{name_to_text(want)}",
+                )
+            have = set(bitmap_types(rd[end + 1 :]))
+            expect = self._types(i) | {T_NSEC, T_RRSIG}
+            if have != expect:
+                f.add("ZONE-VERIFY-BITMAP", _bitmap_msg("NSEC", owner, have, expect))
+
+    def _nsec3(self) -> None:
+        f = self.failures
+        self.denial = "nsec3"
+        param = self.get(0, T_NSEC3PARAM)
+        if param is None or len(param.rdatas) != 1:
+            f.add("ZONE-VERIFY-NSEC3-PARAM", "the apex needs exactly one NSEC3PARAM record")
+            return
+        p = param.rdatas[0]
+        halg, _flags, iterations, slen = struct.unpack_from("!BBHB", p)
+        salt = p[5 : 5 + slen]
+        if halg != 1:
+            f.add("ZONE-VERIFY-NSEC3-PARAM", f"NSEC3PARAM hash algorithm {halg} is not SHA-1")
+            return
+        # Names that need an NSEC3 (required) and that may have one (optional: insecure
+        # delegations, and empty non-terminals above only those).  Index -1: an ENT.
+        required: dict[bytes, int] = {}
+        optional: dict[bytes, int] = {}
+        names: dict[bytes, bytes] = {}
+        ents: dict[bytes, bool] = {}
+        present = set(self.order)
+        origin = self.origin
+        for i, kind in enumerate(self.kinds):
+            if kind not in (_AUTH, _DELEG):
+                continue
+            owner = self.order[i]
+            is_req = kind == _AUTH or self.get(i, T_DS) is not None
+            h = _nsec3_hash(owner, salt, iterations)
+            if h in names:
+                f.add("ZONE-VERIFY-NSEC3-CHAIN", f"NSEC3 hash collision at {name_to_text(owner)}")
+            names[h] = owner
+            (required if is_req else optional)[h] = i
+            if i == 0:
+                continue
+            anc = parent_of(owner)
+            while anc != origin and anc not in present:
+                if ents.get(anc) is not True:
+                    ents[anc] = is_req
+                anc = parent_of(anc)
+        for anc, is_req in ents.items():
+            h = _nsec3_hash(anc, salt, iterations)
+            names[h] = anc
+            (required if is_req else optional)[h] = -1
+
+        owners: list[tuple[bytes, int, bytes]] = []  # (hash, node index, NSEC3 rdata)
+        for i, kind in enumerate(self.kinds):
+            if kind != _NSEC3:
+                continue
+            owner = self.order[i]
+            rs = self.get(i, T_NSEC3)
+            assert rs is not None
+            if len(rs.rdatas) != 1:
+                f.add(
+                    "ZONE-VERIFY-NSEC3-CHAIN",
+                    f"{name_to_text(owner)} has {len(rs.rdatas)} NSEC3 records",
+                )
+                continue
+            self._check_ttl(owner, rs)
+            try:
+                h = base64.b32hexdecode(labels(owner)[0].upper())
+            except ValueError:
+                f.add(
+                    "ZONE-VERIFY-NSEC3-CHAIN",
+                    f"NSEC3 owner {name_to_text(owner)} is not a base32hex hash",
+                )
+                continue
+            owners.append((h, i, rs.rdatas[0]))
+        if not owners:
+            f.add("ZONE-VERIFY-NSEC3-CHAIN", "the zone has an NSEC3PARAM but no NSEC3 chain")
+            return
+        owners.sort()
+        hashes = [h for h, _, _ in owners]
+        opt_out_used = False
+        for pos, (h, i, rd) in enumerate(owners):
+            owner = self.order[i]
+            ralg, rflags, riter, rslen = struct.unpack_from("!BBHB", rd)
+            rsalt = rd[5 : 5 + rslen]
+            hl = rd[5 + rslen]
+            nxt = rd[6 + rslen : 6 + rslen + hl]
+            if (ralg, riter, rsalt) != (halg, iterations, salt):
+                f.add(
+                    "ZONE-VERIFY-NSEC3-PARAM",
+                    f"NSEC3 at {name_to_text(owner)} has parameters other than the NSEC3PARAM's",
+                )
+            want_next = hashes[(pos + 1) % len(hashes)]
+            if nxt != want_next:
+                f.add(
+                    "ZONE-VERIFY-NSEC3-CHAIN",
+                    f"NSEC3 at {name_to_text(owner)} points to {_b32(nxt)}, expected "
+                    f"{_b32(want_next)}",
+                )
+            opt_out_used |= bool(rflags & 1)
+            idx = required.get(h, optional.get(h))
+            if idx is None:
+                f.add(
+                    "ZONE-VERIFY-NSEC3-CHAIN",
+                    f"NSEC3 at {name_to_text(owner)} matches no name of the zone",
+                )
+                continue
+            have = set(bitmap_types(rd[6 + rslen + hl :]))
+            expect: set[int] = set()
+            if idx >= 0:
+                expect = self._types(idx)
+                if self.kinds[idx] == _AUTH or T_DS in expect:
+                    expect.add(T_RRSIG)
+            if have != expect:
+                what = f"NSEC3 of {name_to_text(names[h])}"
+                f.add("ZONE-VERIFY-BITMAP", _bitmap_msg(what, owner, have, expect))
+        have_hashes = set(hashes)
+        for h in required:
+            if h not in have_hashes:
+                f.add("ZONE-VERIFY-NSEC3-CHAIN", f"{name_to_text(names[h])} has no NSEC3")
+        for h in optional:
+            if h in have_hashes:
+                continue
+            pos = bisect.bisect_left(hashes, h) - 1  # the NSEC3 covering h (wraps to -1)
+            if not struct.unpack_from("!BB", owners[pos][2])[1] & 1:
+                f.add(
+                    "ZONE-VERIFY-NSEC3-CHAIN",
+                    f"insecure {name_to_text(names[h])} has no NSEC3 and the NSEC3 covering it "
+                    "has no opt-out flag",
+                )
+        if opt_out_used:
+            self.denial = "nsec3 opt-out"
+
+    # -- the trust anchor ---------------------------------------------------------------
+    def dnskey_trust_anchor(self, anchors: Sequence[DsRecord]) -> int:
+        """The DNSKEY RRset must verify with a key matching a trust-anchor DS: its key tag."""
+        f = self.failures
+        origin_name = dns.name.from_wire(self.origin, 0)[0]
+        anchor_keys = [k for k in self.dnskeys if any(ds.matches(origin_name, k) for ds in anchors)]
+        if not anchor_keys:
+            f.add(
+                "ZONE-VERIFY-DNSKEY-TA",
+                "no key of the DNSKEY RRset matches the trust anchor DS "
+                + ", ".join(str(ds.key_tag) for ds in anchors),
+            )
+            return 0
+        rs = self.get(0, T_DNSKEY)
+        assert rs is not None
+        for k in anchor_keys:
+            for rd in rs.sigs:
+                s = rrsig_fields(rd)
+                if (s.key_tag, s.algorithm) != (k.key_tag, int(k.algorithm)):
+                    continue
+                if not s.inception <= self.now < s.expiration:
+                    continue
+                data = _signing_data(self.origin, rs, s)
+                if verify_signature(k.algorithm, k.public_key_object(), data, s.signature):
+                    return k.key_tag
+        f.add(
+            "ZONE-VERIFY-DNSKEY-TA",
+            "the DNSKEY RRset has no valid signature by the trust-anchor key(s) "
+            + ", ".join(str(k.key_tag) for k in anchor_keys),
+        )
+        return 0
+
+
+def _fold_rrsigs(rrsets: list[RRset]) -> list[RRset]:
+    """Attach RRSIGs held as a type-46 RRset to the RRsets they cover (left: uncovered)."""
+    loose = [rs for rs in rrsets if rs.rtype == T_RRSIG]
+    if not loose:
+        return rrsets
+    by_type: dict[int, list[bytes]] = {}
+    for rs in loose:
+        for rd in rs.rdatas:
+            by_type.setdefault(rrsig_fields(rd).type_covered, []).append(rd)
+    out = []
+    for rs in rrsets:
+        if rs.rtype == T_RRSIG:
+            continue
+        extra = by_type.pop(rs.rtype, None)
+        out.append(rs._replace(sigs=rs.sigs + tuple(extra)) if extra else rs)
+    if by_type:
+        owner = rrsets[0].owner
+        out.append(RRset(owner, T_RRSIG, 0, tuple(rd for v in by_type.values() for rd in v)))
+    return out
+
+
+# -- cryptographic verification across processes ------------------------------------------
+_STATE: tuple[_Verifier, list[tuple[int, int, int]]] | None = None
+
+
+def _check_range(lo: int, hi: int) -> list[tuple[int, str]]:
+    assert _STATE is not None
+    v, tasks = _STATE
+    bad: list[tuple[int, str]] = []
+    order, nodes, pubkeys = v.order, v.nodes, v.pubkeys
+    for idx in range(lo, hi):
+        i, ri, si = tasks[idx]
+        rs = nodes[i][ri]
+        s = rrsig_fields(rs.sigs[si])
+        data = _signing_data(order[i], rs, s)
+        if not any(
+            verify_signature(alg, pub, data, s.signature)
+            for alg, pub in pubkeys[(s.key_tag, s.algorithm)]
+        ):
+            bad.append((idx, f"signature by key {s.key_tag} does not verify"))
+    return bad
+
+
+def _check_range_star(r: tuple[int, int]) -> list[tuple[int, str]]:
+    return _check_range(r[0], r[1])
+
+
+def _verify_tasks(
+    v: _Verifier, tasks: list[tuple[int, int, int]], jobs: int | None
+) -> list[tuple[tuple[int, int, int], str]]:
+    global _STATE
+    if not tasks:
+        return []
+    n_jobs = max(1, jobs or os.cpu_count() or 1)
+    _STATE = (v, tasks)
+    try:
+        if (
+            n_jobs == 1
+            or len(tasks) < 4000
+            or "fork" not in multiprocessing.get_all_start_methods()
+        ):
+            bad = _check_range(0, len(tasks))
+        else:
+            # Forked workers inherit the zone copy-on-write: only index ranges and the (few)
+            # failures cross the pipes.
+            ctx = multiprocessing.get_context("fork")
+            chunk = max(2000, len(tasks) // (n_jobs * 8))
+            ranges = [(lo, min(lo + chunk, len(tasks))) for lo in range(0, len(tasks), chunk)]
+            bad = []
+            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
+                for part in pool.map(_check_range_star, ranges):
+                    bad.extend(part)
+    finally:
+        _STATE = None
+    return [(tasks[i], reason) for i, reason in bad]
