@@ -111,6 +111,7 @@ T_CDS = 59
 T_CDNSKEY = 60
 _KEY_SIGNED = frozenset({T_DNSKEY, T_CDS, T_CDNSKEY})
 MAX_REPORTED = 20
+PARALLEL_MIN = 4000  # fewer signatures than this are verified in-process (fork costs more)
 
 # name kinds as the verifier classifies them (independently of Zone.kinds)
 _AUTH, _DELEG, _NONAUTH, _NSEC3 = 0, 1, 2, 3
@@ -147,6 +148,7 @@ class VerifyReport:
     max_expiration: int
     seconds: float
     trust_anchor_key: int
+    processes: int = 1  # processes that verified signatures
 
     def summary(self) -> dict[str, object]:
         return {
@@ -160,6 +162,7 @@ class VerifyReport:
             "max_expiration": time_text(self.max_expiration) if self.rrsigs else None,
             "seconds": round(self.seconds, 3),
             "trust_anchor_key": self.trust_anchor_key,
+            "processes": self.processes,
         }
 
 
@@ -335,7 +338,8 @@ def verify_signed_zone(
         chosen = v.tasks
     else:
         chosen = _sample(v.tasks, sample_rate, sample_min)
-    for (i, ri, _si), reason in _verify_tasks(v, chosen, jobs):
+    bad, processes = _verify_tasks(v, chosen, jobs)
+    for (i, ri, _si), reason in bad:
         rs = v.nodes[i][ri]
         v.failures.add(
             "ZONE-VERIFY-SIGNATURE",
@@ -354,6 +358,7 @@ def verify_signed_zone(
         max_expiration=v.max_exp if v.tasks else 0,
         seconds=time.perf_counter() - started,
         trust_anchor_key=ta_tag,
+        processes=processes,
     )
     log.info(
         "self-verification (%s) passed: %d names, %d RRSIGs, %d verified in %.2f s",
@@ -886,19 +891,21 @@ def _check_range_star(r: tuple[int, int]) -> list[tuple[int, str]]:
 
 def _verify_tasks(
     v: _Verifier, tasks: list[tuple[int, int, int]], jobs: int | None
-) -> list[tuple[tuple[int, int, int], str]]:
+) -> tuple[list[tuple[tuple[int, int, int], str]], int]:
+    """Verify ``tasks``; return the failures and the number of processes used."""
     global _STATE
     if not tasks:
-        return []
+        return [], 1
     n_jobs = max(1, jobs or os.cpu_count() or 1)
     _STATE = (v, tasks)
     try:
         if (
             n_jobs == 1
-            or len(tasks) < 4000
+            or len(tasks) < PARALLEL_MIN
             or "fork" not in multiprocessing.get_all_start_methods()
         ):
             bad = _check_range(0, len(tasks))
+            n_jobs = 1
         else:
             # Forked workers inherit the zone copy-on-write: only index ranges and the (few)
             # failures cross the pipes.
@@ -911,4 +918,4 @@ def _verify_tasks(
                     bad.extend(part)
     finally:
         _STATE = None
-    return [(tasks[i], reason) for i, reason in bad]
+    return [(tasks[i], reason) for i, reason in bad], n_jobs
