@@ -154,6 +154,8 @@ class KskKeyRef:
     name: str
     spec: str  # a key spec for signer.keys.loader (pkcs11: URI) or a software key file
     key_tag: int | None = None  # expected, checked when the key is opened
+    valid_from: int | None = None  # the KSK may sign bundles only within this period
+    valid_until: int | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class KskPolicy:
     schema: tuple[SlotSchema, ...] = ()  # per slot; the last entry repeats; () = all sign
     ranges: OperatorRanges = OperatorRanges()
     check_pop: bool = True
+    foreign_zsks: tuple[DnsKey, ...] = ()  # other providers' ZSKs, approved without PoP
 
     def slot_schema(self, index: int) -> SlotSchema:
         if self.schema:
@@ -453,13 +456,7 @@ def _signer(r: _Reader, node: yaml.Node) -> SignerPolicy:
         if "post_publish" in zr:
             kw["post_publish"] = r.duration(zr["post_publish"], "signer.zsk_rollover.post_publish")
     if "foreign_zsks" in m:
-        foreign: list[DnsKey] = []
-        for i, item in enumerate(r.seq(m["foreign_zsks"], "signer.foreign_zsks")):
-            k = r.conv(item, f"signer.foreign_zsks[{i}]", DnsKey.from_text)
-            if k.is_sep or k.is_revoked or not k.is_zone_key:
-                raise r.fail(item, f"signer.foreign_zsks[{i}]: not a ZSK (flags {k.flags})")
-            foreign.append(k)
-        kw["foreign_zsks"] = tuple(foreign)
+        kw["foreign_zsks"] = _foreign(r, m["foreign_zsks"], "signer.foreign_zsks")
     sp = SignerPolicy(**{**d.__dict__, **kw})
     if sp.refresh >= sp.validity:
         raise r.fail(node, "signer: refresh must be shorter than signature_validity")
@@ -468,6 +465,16 @@ def _signer(r: _Reader, node: yaml.Node) -> SignerPolicy:
     if sp.bundle_margin > sp.bundle_warning:
         raise r.fail(node, "signer: bundle_margin must not exceed bundle_warning")
     return sp
+
+
+def _foreign(r: _Reader, node: yaml.Node, where: str) -> tuple[DnsKey, ...]:
+    foreign: list[DnsKey] = []
+    for i, item in enumerate(r.seq(node, where)):
+        k = r.conv(item, f"{where}[{i}]", DnsKey.from_text)
+        if k.is_sep or k.is_revoked or not k.is_zone_key:
+            raise r.fail(item, f"{where}[{i}]: not a ZSK (flags {k.flags})")
+        foreign.append(k)
+    return tuple(foreign)
 
 
 _KSK_KEYS = {
@@ -487,6 +494,7 @@ _KSK_KEYS = {
     "schema",
     "ranges",
     "check_proof_of_possession",
+    "foreign_zsks",
 }
 
 
@@ -548,13 +556,25 @@ def _ksk(r: _Reader, node: yaml.Node, zone: dns.name.Name | None) -> KskPolicy:
         for name, kn in km.items():
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
                 raise r.fail(kn, f"ksk.keys: bad key name {name!r}")
-            one = r.mapping(kn, f"ksk.keys.{name}", {"key", "key_tag"}, {"key"})
+            one = r.mapping(
+                kn, f"ksk.keys.{name}", {"key", "key_tag", "valid_from", "valid_until"}, {"key"}
+            )
             tag = (
                 r.integer(one["key_tag"], f"ksk.keys.{name}.key_tag", 0, 65535)
                 if "key_tag" in one
                 else None
             )
-            refs.append(KskKeyRef(name, r.scalar(one["key"], f"ksk.keys.{name}.key"), tag))
+            vf = (
+                r.time(one["valid_from"], f"ksk.keys.{name}.valid_from")
+                if "valid_from" in one
+                else None
+            )
+            vu = (
+                r.time(one["valid_until"], f"ksk.keys.{name}.valid_until")
+                if "valid_until" in one
+                else None
+            )
+            refs.append(KskKeyRef(name, r.scalar(one["key"], f"ksk.keys.{name}.key"), tag, vf, vu))
             names.append(name)
         kw["keys"] = tuple(refs)
     if "schema" in m:
@@ -585,6 +605,8 @@ def _ksk(r: _Reader, node: yaml.Node, zone: dns.name.Name | None) -> KskPolicy:
         kw["schema"] = tuple(slots)
     if "ranges" in m:
         kw["ranges"] = _ranges(r, m["ranges"])
+    if "foreign_zsks" in m:
+        kw["foreign_zsks"] = _foreign(r, m["foreign_zsks"], "ksk.foreign_zsks")
     kp = KskPolicy(**kw)
     for a in kp.algorithms:
         lo, hi = INFO[a].allowed_bits
