@@ -10,10 +10,10 @@ from typing import Any
 import dns.dnssec
 import dns.name
 import dns.rrset
+import hsmlab
 import pytest
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
-import hsmlab
 from signer.algorithms import Algorithm
 from signer.dnskey import DnsKey
 from signer.errors import EXIT_CHECK, EXIT_INPUT, EXIT_TOKEN, InputError, TokenError
@@ -196,7 +196,7 @@ def test_refusals(lab: hsmlab.Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "tokens present: 'ksk-backup', 'ksk-primary', 'zsk')" in str(e4.value)
     # Missing module, and a file that is not a module.
     monkeypatch.setenv("DNSSEC_PKCS11_MODULE", str(tmp_path / "missing.so"))
-    with pytest.raises(ModuleNotFound, match="missing.so .* does not exist"):
+    with pytest.raises(ModuleNotFound, match=r"missing.so .* does not exist"):
         Pkcs11Token("pkcs11:token=zsk", pins(lab, "zsk"))
     junk = tmp_path / "junk.so"
     junk.write_bytes(b"not an ELF file")
