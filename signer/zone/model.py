@@ -316,6 +316,24 @@ def name_from_text(
         return origin
     if text == ".":
         return ROOT
+    if lower and "\\" not in text and text.isascii():
+        # fast path: plain ASCII name
+        if text[-1] == ".":
+            parts = text[:-1].lower().split(".")
+            tail = b"\x00"
+        else:
+            if origin is None:
+                raise InputError(f"relative name {text!r} but no $ORIGIN", path=path, line=line)
+            parts = text.lower().split(".")
+            tail = origin
+        for lab in parts:
+            if not 0 < len(lab) < 64:
+                break
+        else:
+            w = "".join([chr(len(lab)) + lab for lab in parts]).encode("ascii") + tail
+            if len(w) > 255:
+                raise InputError(f"name {text!r} longer than 255 octets", path=path, line=line)
+            return w
     if "\\" not in text:
         absolute = text.endswith(".")
         body = text[:-1] if absolute else text

@@ -1,0 +1,449 @@
+"""``zonesigner sign``: sign a zone with the ZSK and the pre-signed key bundle valid now.
+
+Pipeline (:func:`run_sign`): policy -> bundle valid at ``now`` (SIGNER-BUNDLE-*) -> ZSK opened
+and found in that bundle's DNSKEY RRset (SIGNER-ZSK-IN-BUNDLE) -> zone loaded (file:line
+errors) and checked (ZONE-*) -> serial -> DNSKEY/CDS/CDNSKEY + bundle RRSIGs at the apex ->
+NSEC or NSEC3 -> RRSIGs in ``--jobs`` processes (reusing ``--previous`` ones) ->
+self-verification (:func:`signer.zone.verify.verify_signed_zone`) -> atomic write. Any
+failure leaves no output and the previous signed zone untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import dns.name
+
+from signer.bundles.model import Bundle, BundleSet
+from signer.dnskey import DsRecord, make_ds
+from signer.errors import CheckFailed, InputError, OutputError
+from signer.fileio import atomic_writer
+from signer.keys.base import SigningKey
+from signer.pin import PinSource, pin_options
+from signer.rrsig import time_text
+from signer.zone.loader import load_zone
+from signer.zone.model import (
+    T_CDNSKEY,
+    T_CDS,
+    T_DNSKEY,
+    T_RRSIG,
+    T_SOA,
+    RRset,
+    SignedInfo,
+    Zone,
+    name_from_text,
+    name_to_text,
+    rrsig_fields,
+    soa_fields,
+    soa_with_serial,
+)
+from signer.zone.nsec import add_nsec
+from signer.zone.nsec3 import add_nsec3, parse_salt
+from signer.zone.output import write_zone
+from signer.zone.rules import classify
+from signer.zone.serial import new_serial
+from signer.zone.signing import Previous, SignParams, SigTimes, default_jobs, sign_zone
+
+log = logging.getLogger("dnssec_ceremony.sign")
+
+
+class ZskNotInBundle(CheckFailed):
+    requirement = "SIGNER-ZSK-IN-BUNDLE"
+
+
+@dataclass(frozen=True)
+class KeyOpener:
+    """Picklable: opens the ZSK in the calling process (own PKCS#11 session and login)."""
+
+    spec: str
+    pin: PinSource | None
+    quiet: bool = False
+
+    def __call__(self) -> SigningKey:
+        import signer.keys.loader as keyloader
+
+        if self.quiet:
+            keyloader._warned = True  # the parent printed the software-key warning already
+        return keyloader.open_signing_key(self.spec, self.pin)
+
+
+@dataclass
+class SignJob:
+    zonefile: str
+    origin: str
+    response: BundleSet
+    opener: KeyOpener
+    out: str
+    now: int
+    jobs: int = 1
+    validity: int = 14 * 86400
+    refresh: int = 5 * 86400
+    jitter: int = 12 * 3600
+    inception_offset: int = 3600
+    denial: str = "nsec"
+    nsec3_salt: bytes = b""
+    nsec3_iterations: int = 0
+    nsec3_optout: bool = False
+    serial_mode: str = "keep"
+    bundle_margin: int = 2 * 86400
+    bundle_warning: int = 14 * 86400
+    previous: str | None = None
+    verify_level: str = "sample"
+    trust_anchor: Sequence[DsRecord] = ()
+    progress: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _rdata_wire(rd: Any) -> bytes:
+    return bytes(rd.to_digestable())
+
+
+def add_bundle_rrsets(zone: Zone, bundle: Bundle) -> None:
+    """DNSKEY (and CDS/CDNSKEY) RRsets with their KSK RRSIGs from the bundle, at the apex."""
+    apex = zone.nodes[zone.origin]
+    o = zone.origin
+    apex.append(
+        RRset(
+            o,
+            T_DNSKEY,
+            bundle.ttl,
+            tuple(sorted({k.to_wire() for k in bundle.keys})),
+            tuple(_rdata_wire(s) for s in bundle.signatures),
+        )
+    )
+    if bundle.cds:
+        apex.append(
+            RRset(
+                o,
+                T_CDS,
+                bundle.sync_ttl,
+                tuple(sorted({d.to_wire() for d in bundle.cds})),
+                tuple(_rdata_wire(s) for s in bundle.cds_signatures),
+            )
+        )
+    if bundle.cdnskey:
+        apex.append(
+            RRset(
+                o,
+                T_CDNSKEY,
+                bundle.sync_ttl,
+                tuple(sorted({k.to_wire() for k in bundle.cdnskey})),
+                tuple(_rdata_wire(s) for s in bundle.cdnskey_signatures),
+            )
+        )
+    apex.sort(key=lambda r: r.rtype)
+
+
+def load_previous(path: str, origin: str) -> tuple[Previous, int | None]:
+    """The previous signed zone as {(owner, type): RRset with sigs}, and its SOA serial."""
+    z = load_zone(path, origin, allow_dnssec=True)
+    prev: Previous = {}
+    for owner, rrsets in z.nodes.items():
+        sigs: dict[int, list[bytes]] = {}
+        for rs in rrsets:
+            if rs.rtype == T_RRSIG:
+                for sig in rs.rdatas:
+                    sigs.setdefault(rrsig_fields(sig).type_covered, []).append(sig)
+        for rs in rrsets:
+            if rs.rtype != T_RRSIG:
+                prev[(owner, rs.rtype)] = rs._replace(sigs=tuple(sigs.get(rs.rtype, ())))
+    soa = prev.get((z.origin, T_SOA))
+    serial = soa_fields(soa.rdatas[0]).serial if soa else None
+    return prev, serial
+
+
+def _select_bundle(job: SignJob) -> Bundle:
+    from signer.bundles.response import select_bundle
+
+    return select_bundle(
+        job.response, job.now, margin=job.bundle_margin, warning=job.bundle_warning
+    )
+
+
+def run_sign(job: SignJob) -> dict[str, Any]:
+    """Sign ``job.zonefile`` into ``job.out``; return the summary. Raises on any failure."""
+    t = job.timings
+    started = time.perf_counter()
+    mark = started
+
+    def lap(what: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        t[what] = round(now - mark, 3)
+        mark = now
+
+    bundle = _select_bundle(job)
+    zsk = job.opener()
+    dk = zsk.dnskey
+    if not any(k == dk for k in bundle.keys):
+        raise ZskNotInBundle(
+            f"the ZSK ({dk.describe()}) is not in the DNSKEY RRset of bundle {bundle.id} "
+            f"(keys {', '.join(str(k.key_tag) for k in bundle.keys)}); it would not validate"
+        )
+    trust_anchor = list(job.trust_anchor)
+    if not trust_anchor:
+        origin_name = dns.name.from_text(job.origin)
+        trust_anchor = [make_ds(origin_name, k, 2) for k in bundle.keys if k.is_sep]
+        log.warning(
+            "no --trust-anchor given: self-verification trusts the SEP keys of bundle %s",
+            bundle.id,
+        )
+    lap("bundle_and_key")
+
+    zone = load_zone(job.zonefile, job.origin)
+    lap("load")
+    zone.sort()
+    cls = classify(zone)
+    lap("rules")
+
+    previous: Previous | None = None
+    prev_serial: int | None = None
+    if job.previous is not None and Path(job.previous).exists():
+        previous, prev_serial = load_previous(job.previous, job.origin)
+        lap("load_previous")
+    elif job.previous is not None:
+        log.warning("--previous %s does not exist: signing everything", job.previous)
+
+    soa = zone.soa()
+    serial = new_serial(job.serial_mode, soa_fields(soa.rdatas[0]).serial, job.now, prev_serial)
+    apex = zone.nodes[zone.origin]
+    apex[apex.index(soa)] = soa._replace(rdatas=(soa_with_serial(soa.rdatas[0], serial),))
+
+    add_bundle_rrsets(zone, bundle)
+    ents: tuple[bytes, ...] = ()
+    if job.denial == "nsec3":
+        chain, ents = add_nsec3(
+            zone,
+            salt=job.nsec3_salt,
+            iterations=job.nsec3_iterations,
+            optout=job.nsec3_optout,
+        )
+    elif job.denial == "nsec":
+        chain = add_nsec(zone)
+    else:
+        raise InputError(f"unknown denial mode {job.denial!r} (nsec or nsec3)")
+    lap("denial")
+
+    params = SignParams(int(dk.algorithm), dk.key_tag, zone.origin)
+    times = SigTimes(job.now, job.now - job.inception_offset, job.validity, job.jitter)
+    progress_cb, progress_done = _progress(job.progress, zone)
+    try:
+        stats = sign_zone(
+            zone,
+            KeyOpener(job.opener.spec, job.opener.pin, quiet=True),
+            params,
+            times,
+            jobs=job.jobs,
+            previous=previous,
+            refresh=job.refresh,
+            progress=progress_cb,
+            key=zsk,
+        )
+    finally:
+        progress_done()
+    previous = None
+    lap("sign")
+    zone.signed = SignedInfo(
+        denial=job.denial,
+        zsk_tag=dk.key_tag,
+        zsk_algorithm=int(dk.algorithm),
+        bundle_id=bundle.id,
+        inception=times.inception,
+        min_expiration=stats.min_expiration,
+        max_expiration=stats.max_expiration,
+        nsec3_iterations=job.nsec3_iterations,
+        nsec3_salt=job.nsec3_salt,
+        nsec3_optout=job.nsec3_optout,
+        ents=ents,
+    )
+
+    from signer.zone.verify import verify_signed_zone
+
+    report = verify_signed_zone(
+        zone,
+        trust_anchor_ds=trust_anchor,
+        now=job.now,
+        level=job.verify_level,
+        jobs=job.jobs,
+        zsk=dk,
+        min_validity=min(job.refresh, job.bundle_margin),
+    )
+    lap("verify")
+
+    try:
+        with atomic_writer(job.out) as fh:
+            digest = write_zone(zone, fh)
+    except OSError as exc:
+        raise OutputError(f"{job.out}: cannot write the signed zone: {exc.strerror}") from None
+    lap("write")
+    t["total"] = round(time.perf_counter() - started, 3)
+    sign_seconds = t.get("sign", 0.0)
+    return {
+        "zone": name_to_text(zone.origin),
+        "output": str(job.out),
+        "output_sha256": digest,
+        "serial": serial,
+        "now": time_text(job.now),
+        "jobs": job.jobs,
+        "denial": job.denial + (" opt-out" if job.denial == "nsec3" and job.nsec3_optout else ""),
+        "counts": {
+            "names": len(zone.order),
+            "rrsets": zone.rrset_count(),
+            "delegations": cls.delegations,
+            "secure_delegations": cls.secure_delegations,
+            "glue_names": cls.glue_names,
+            "occluded_names": cls.occluded_names,
+            "chain": chain,
+            "empty_non_terminals": len(ents),
+            "rrsets_signed": stats.rrsets_signed,
+            "rrsigs_created": stats.rrsigs_created,
+            "rrsigs_reused": stats.rrsigs_reused,
+        },
+        "rrsigs_per_second": round(stats.rrsigs_created / sign_seconds) if sign_seconds else None,
+        "min_expiration": time_text(stats.min_expiration) if stats.min_expiration else None,
+        "max_expiration": time_text(stats.max_expiration) if stats.max_expiration else None,
+        "bundle": {
+            "id": bundle.id,
+            "inception": time_text(bundle.inception),
+            "expiration": time_text(bundle.expiration),
+            "bundles_run_out": time_text(job.response.end),
+        },
+        "zsk": {"key_tag": dk.key_tag, "algorithm": int(dk.algorithm)},
+        "verification": report.summary(),
+        "timings": t,
+    }
+
+
+def _progress(enabled: bool, zone: Zone) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
+    if not enabled:
+        return None, lambda: None
+    from rich.progress import Progress
+
+    prog = Progress(transient=True)
+    prog.start()
+    total = sum(len(v) for v in zone.nodes.values())
+    task = prog.add_task("signing", total=total)
+
+    def advance(n: int) -> None:
+        prog.advance(task, n)
+
+    return advance, prog.stop
+
+
+def _load_response(path: str, origin: str, trust_anchor: list[DsRecord]) -> BundleSet:
+    """The SKR; with a trust anchor every bundle's RRSIGs are verified against it first."""
+    from signer.bundles.importer import load_response_for_signer
+    from signer.bundles.textformat import load_response
+
+    if trust_anchor:
+        resp = load_response_for_signer(path, trust_anchor)
+    else:
+        resp = load_response(path, zone=origin)
+    if resp.zone != dns.name.from_text(origin):
+        raise InputError(f"the key bundles are for {resp.zone}, not {origin}", path=path)
+    return resp
+
+
+@click.command("sign")
+@click.argument("zonefile", type=click.Path(dir_okay=False))
+@click.option("--origin", required=True, help="The zone's name (apex).")
+@click.option("--bundles", "bundles_path", required=True, help="Signed key-bundle response (SKR).")
+@click.option("--zsk", required=True, help="ZSK: a PKCS#11 URI or a key file (tests only).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Signed zone file.")
+@click.option("--policy", "policy_path", help="Policy file (YAML); default: built-in defaults.")
+@click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--now", "now_text", help="Sign as of this time (YYYYMMDDHHMMSS or epoch).")
+@click.option("--previous", help="Previous signed zone: reuse signatures of unchanged RRsets.")
+@click.option(
+    "--verify",
+    "verify_level",
+    type=click.Choice(["structural", "sample", "full"]),
+    default=None,
+    help="Self-verification before publishing (default: sample).",
+)
+@click.option("--trust-anchor", help="DS records of the KSK(s) the DNSKEY RRset must chain to.")
+@click.option("--summary-json", help="Write a JSON summary (counts, timings, SHA-256) here.")
+@pin_options
+def sign(
+    zonefile: str,
+    origin: str,
+    bundles_path: str,
+    zsk: str,
+    out: str,
+    policy_path: str | None,
+    jobs: int | None,
+    now_text: str | None,
+    previous: str | None,
+    verify_level: str | None,
+    trust_anchor: str | None,
+    summary_json: str | None,
+    pin_file: str | None,
+    pin_env: str | None,
+) -> None:
+    """Sign ZONEFILE with the ZSK and the key bundle valid now; write SIGNED atomically."""
+    from signer.bundles.policy import SignerPolicy, load_policy
+    from signer.rrsig import to_time
+    from signer.zone.verify import DEFAULT_LEVEL, trust_anchor_from_file
+
+    if not Path(zonefile).is_file():
+        raise InputError("no such zone file", path=zonefile)
+    pol = load_policy(policy_path).signer if policy_path else SignerPolicy()
+    now = to_time(now_text) if now_text else int(time.time())
+    origin_t = origin if origin.endswith(".") else origin + "."
+    name_from_text(origin_t, None)
+    if jobs is not None and jobs < 1:
+        raise InputError("--jobs must be at least 1")
+    pin = PinSource.from_options(pin_file, pin_env)
+    from signer.keys.uri import is_pkcs11_uri
+
+    if is_pkcs11_uri(zsk):
+        pin = pin.resolved(f"the ZSK {zsk}")  # prompt once, in the parent
+    ta = trust_anchor_from_file(trust_anchor) if trust_anchor else []
+    job = SignJob(
+        zonefile=zonefile,
+        origin=origin_t,
+        response=_load_response(bundles_path, origin_t, ta),
+        opener=KeyOpener(zsk, pin),
+        out=out,
+        now=now,
+        jobs=jobs or default_jobs(),
+        validity=pol.validity,
+        refresh=pol.refresh,
+        jitter=pol.jitter,
+        inception_offset=pol.inception_offset,
+        denial=pol.nsec,
+        nsec3_salt=parse_salt(pol.nsec3_salt),
+        nsec3_iterations=pol.nsec3_iterations,
+        nsec3_optout=pol.nsec3_opt_out,
+        serial_mode=pol.serial,
+        bundle_margin=pol.bundle_margin,
+        bundle_warning=pol.bundle_warning,
+        previous=previous,
+        verify_level=verify_level or DEFAULT_LEVEL,
+        trust_anchor=ta,
+        progress=sys.stderr.isatty(),
+    )
+    summary = run_sign(job)
+    c = summary["counts"]
+    click.echo(
+        f"signed {summary['zone']} serial {summary['serial']}: {c['rrsigs_created']} RRSIGs "
+        f"created, {c['rrsigs_reused']} reused, bundle {summary['bundle']['id']}, "
+        f"expirations {summary['min_expiration']}..{summary['max_expiration']}, "
+        f"{summary['timings']['total']} s -> {out} (sha256 {summary['output_sha256'][:16]}...)",
+        err=True,
+    )
+    if summary_json:
+        from signer.fileio import write_atomic
+
+        write_atomic(summary_json, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+__all__ = ["KeyOpener", "SignJob", "add_bundle_rrsets", "load_previous", "run_sign", "sign"]

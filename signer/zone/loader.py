@@ -1,0 +1,541 @@
+"""Fast streaming RFC 1035 master-file loader into :class:`signer.zone.model.Zone`.
+
+Syntax: ``$ORIGIN``, ``$TTL``, ``$INCLUDE file [origin]``, parentheses across lines, ``;``
+comments, quoted strings, ``\\DDD`` and ``\\X`` escapes, relative names, ``@``, omitted owner
+(leading blank), omitted TTL and class (in either order), ``TYPEnnn`` and RFC 3597 ``\\# len
+hex`` generic RDATA.  Common registry types (A, AAAA, NS, CNAME, PTR, DNAME, MX, SRV, SOA,
+TXT, DS) are converted to canonical wire by hand; every other type goes through dnspython's
+RDATA parser (``dns.rdata.from_text(...).to_digestable()``).
+
+Checks made here, while the line number is known (each an :class:`InputError` naming
+``file:line``): syntax, data outside the zone, classes other than IN, types the unsigned input
+must not contain (DNSKEY, RRSIG, NSEC, NSEC3, NSEC3PARAM -- unless ``allow_dnssec``), a CNAME
+beside other data, and **a TTL differing inside one RRset** (refused, not normalised: a
+registry build that emits two TTLs for one RRset has a bug the signer must not hide).
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+from signer.errors import InputError
+from signer.zone.model import (
+    T_A,
+    T_AAAA,
+    T_CNAME,
+    T_DNAME,
+    T_DNSKEY,
+    T_DS,
+    T_MX,
+    T_NS,
+    T_NSEC,
+    T_NSEC3,
+    T_NSEC3PARAM,
+    T_PTR,
+    T_RRSIG,
+    T_SOA,
+    T_SRV,
+    T_TXT,
+    RRset,
+    Zone,
+    is_subdomain,
+    name_from_text,
+    name_to_text,
+)
+
+DNSSEC_TYPES = frozenset({T_DNSKEY, T_RRSIG, T_NSEC, T_NSEC3, T_NSEC3PARAM})
+_CLASSES = {"IN": True, "CLASS1": True, "CH": False, "HS": False, "CS": False, "ANY": False}
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_INCLUDE_DEPTH = 16
+_NAME_TYPES = frozenset({T_NS, T_CNAME, T_PTR, T_DNAME})
+
+_type_cache: dict[str, int] = {}
+
+
+def _rtype(tok: str) -> int | None:
+    t = _type_cache.get(tok)
+    if t is not None:
+        return t
+    up = tok.upper()
+    try:
+        v = int(dns.rdatatype.from_text(up))
+    except (dns.rdatatype.UnknownRdatatype, ValueError):
+        return None
+    _type_cache[tok] = v
+    return v
+
+
+def _tname(rtype: int) -> str:
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rtype))
+
+
+def parse_ttl(tok: str, path: str, line: int) -> int:
+    if tok.isdigit():
+        v = int(tok)
+    else:
+        v = 0
+        num = ""
+        for c in tok.lower():
+            if c.isdigit():
+                num += c
+            elif c in _TTL_UNITS and num:
+                v += int(num) * _TTL_UNITS[c]
+                num = ""
+            else:
+                raise InputError(f"bad TTL {tok!r}", path=path, line=line)
+        if num:
+            v += int(num)
+    if v > 0x7FFFFFFF:
+        raise InputError(f"TTL {tok} exceeds 2^31-1 (RFC 2181 sect. 8)", path=path, line=line)
+    return v
+
+
+def _u(tok: str, bits: int, what: str, path: str, line: int) -> int:
+    if not tok.isdigit():
+        raise InputError(f"{what}: {tok!r} is not a number", path=path, line=line)
+    v = int(tok)
+    if v >= 1 << bits:
+        raise InputError(f"{what}: {v} does not fit in {bits} bits", path=path, line=line)
+    return v
+
+
+def _charstring(tok: str, path: str, line: int) -> bytes:
+    if tok.startswith('"'):
+        tok = tok[1:-1]
+    if "\\" in tok:
+        out = bytearray()
+        i = 0
+        n = len(tok)
+        while i < n:
+            c = tok[i]
+            if c == "\\" and i + 1 < n:
+                d = tok[i + 1]
+                if d.isdigit():
+                    digits = tok[i + 1 : i + 4]
+                    if len(digits) != 3 or not digits.isdigit() or int(digits) > 255:
+                        raise InputError(f"bad \\DDD escape in {tok!r}", path=path, line=line)
+                    out.append(int(digits))
+                    i += 4
+                    continue
+                out += d.encode()
+                i += 2
+                continue
+            out += c.encode()
+            i += 1
+        raw = bytes(out)
+    else:
+        raw = tok.encode()
+    if len(raw) > 255:
+        raise InputError("character-string longer than 255 octets", path=path, line=line)
+    return bytes((len(raw),)) + raw
+
+
+class _Loader:
+    def __init__(self, origin: bytes, allow_dnssec: bool, default_ttl: int | None) -> None:
+        self.origin = origin
+        self.allow_dnssec = allow_dnssec
+        self.default_ttl = default_ttl
+        # owner -> list of [rtype, ttl, rdatas(list|set), first line text]
+        self.nodes: dict[bytes, list[list[object]]] = {}
+        self.records = 0
+        self.last_ttl: int | None = None
+        self.paths: list[str] = []
+
+    # -- tokenising ----------------------------------------------------------------------
+
+    def _entries(self, path: str) -> Iterator[tuple[int, bool, list[str]]]:
+        """Yield (line, owner_omitted, tokens) for each logical entry of one file."""
+        try:
+            fh = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(f"cannot read zone file: {exc.strerror}", path=path) from None
+        with fh:
+            lineno = 0
+            toks: list[str] = []
+            depth = 0
+            start_line = 0
+            blank_start = False
+            for raw in fh:
+                lineno += 1
+                if depth == 0:
+                    if (
+                        '"' not in raw
+                        and "\\" not in raw
+                        and "(" not in raw
+                        and ";" not in raw
+                        and ")" not in raw
+                    ):
+                        parts = raw.split()
+                        if parts:
+                            yield lineno, raw[0] in " \t", parts
+                        continue
+                    toks = []
+                    start_line = lineno
+                    blank_start = raw[:1] in (" ", "\t")
+                depth = self._scan(raw, toks, depth, path, lineno)
+                if depth == 0 and toks:
+                    yield start_line, blank_start, toks
+                    toks = []
+            if depth:
+                raise InputError(
+                    "unbalanced parenthesis: '(' never closed", path=path, line=start_line
+                )
+
+    @staticmethod
+    def _scan(raw: str, toks: list[str], depth: int, path: str, lineno: int) -> int:
+        i = 0
+        n = len(raw)
+        cur: list[str] = []
+        while i < n:
+            c = raw[i]
+            if c == "\\":
+                cur.append(raw[i : i + 2])
+                i += 2
+                continue
+            if c == '"':
+                j = i + 1
+                while j < n and raw[j] != '"':
+                    j += 2 if raw[j] == "\\" else 1
+                if j >= n:
+                    raise InputError("unterminated quoted string", path=path, line=lineno)
+                cur.append(raw[i : j + 1])
+                i = j + 1
+                continue
+            if c in " \t\r\n;()":
+                if cur:
+                    toks.append("".join(cur))
+                    cur = []
+                if c == ";":
+                    break
+                if c == "(":
+                    depth += 1
+                elif c == ")":
+                    depth -= 1
+                    if depth < 0:
+                        raise InputError(
+                            "unbalanced parenthesis: ')' without '('", path=path, line=lineno
+                        )
+            else:
+                cur.append(c)
+            i += 1
+        if cur:
+            toks.append("".join(cur))
+        return depth
+
+    # -- records -------------------------------------------------------------------------
+
+    def load_file(self, path: str, origin: bytes, depth: int) -> None:
+        self.paths.append(path)
+        self.file_index = len(self.paths) - 1
+        cur_origin = origin
+        owner: bytes | None = None
+        ttl_default = self.default_ttl
+        for line, omitted, toks in self._entries(path):
+            first = toks[0]
+            if first[0] == "$" and not omitted:
+                d = first.upper()
+                if d == "$ORIGIN":
+                    if len(toks) != 2:
+                        raise InputError("$ORIGIN takes one name", path=path, line=line)
+                    cur_origin = name_from_text(toks[1], cur_origin, path=path, line=line)
+                    continue
+                if d == "$TTL":
+                    if len(toks) != 2:
+                        raise InputError("$TTL takes one value", path=path, line=line)
+                    ttl_default = parse_ttl(toks[1], path, line)
+                    self.default_ttl = ttl_default
+                    continue
+                if d == "$INCLUDE":
+                    if len(toks) not in (2, 3):
+                        raise InputError(
+                            "$INCLUDE takes a file name and an optional origin",
+                            path=path,
+                            line=line,
+                        )
+                    if depth >= _MAX_INCLUDE_DEPTH:
+                        raise InputError("$INCLUDE nested too deeply", path=path, line=line)
+                    inc = toks[1].strip('"')
+                    inc_path = inc if os.path.isabs(inc) else str(Path(path).parent / inc)
+                    if not os.path.exists(inc_path):
+                        raise InputError(f"$INCLUDE {inc}: no such file", path=path, line=line)
+                    inc_origin = (
+                        name_from_text(toks[2], cur_origin, path=path, line=line)
+                        if len(toks) == 3
+                        else cur_origin
+                    )
+                    here = self.file_index
+                    self.load_file(inc_path, inc_origin, depth + 1)
+                    self.file_index = here
+                    ttl_default = self.default_ttl
+                    continue
+                raise InputError(f"unsupported directive {first}", path=path, line=line)
+            i = 0
+            if omitted:
+                if owner is None:
+                    raise InputError(
+                        "record without an owner name and no previous owner", path=path, line=line
+                    )
+            else:
+                owner = name_from_text(first, cur_origin, path=path, line=line)
+                i = 1
+            ttl: int | None = None
+            rtype: int | None = None
+            n = len(toks)
+            while i < n:
+                tok = toks[i]
+                c0 = tok[0]
+                if c0.isdigit():
+                    if ttl is not None:
+                        raise InputError(f"two TTLs ({tok!r})", path=path, line=line)
+                    ttl = parse_ttl(tok, path, line)
+                    i += 1
+                    continue
+                up = tok.upper()
+                if up in _CLASSES:
+                    if not _CLASSES[up]:
+                        raise InputError(
+                            f"class {up} not supported (only IN)", path=path, line=line
+                        )
+                    i += 1
+                    continue
+                if up.startswith("CLASS") and up[5:].isdigit():
+                    raise InputError(f"class {up} not supported (only IN)", path=path, line=line)
+                rtype = _rtype(tok)
+                if rtype is None:
+                    raise InputError(f"unknown RR type {tok!r}", path=path, line=line)
+                i += 1
+                break
+            if rtype is None:
+                raise InputError("record without a type", path=path, line=line)
+            self._add(owner, rtype, ttl, toks[i:], cur_origin, ttl_default, path, line)
+
+    def _add(
+        self,
+        owner: bytes,
+        rtype: int,
+        ttl: int | None,
+        rd: list[str],
+        origin: bytes,
+        ttl_default: int | None,
+        path: str,
+        line: int,
+    ) -> None:
+        if not is_subdomain(owner, self.origin):
+            raise InputError(
+                f"{name_to_text(owner)} is outside the zone {name_to_text(self.origin)}",
+                path=path,
+                line=line,
+            )
+        if rtype in DNSSEC_TYPES and not self.allow_dnssec:
+            raise InputError(
+                f"{_tname(rtype)} record at {name_to_text(owner)} in the unsigned "
+                "input: DNSKEY comes only from the key bundles, and RRSIG/NSEC/NSEC3/NSEC3PARAM "
+                "are generated by the signer",
+                path=path,
+                line=line,
+            )
+        wire = self._rdata(rtype, rd, origin, path, line)
+        if ttl is None:
+            if ttl_default is not None:
+                ttl = ttl_default
+            elif self.last_ttl is not None:
+                ttl = self.last_ttl
+            elif rtype == T_SOA:
+                ttl = struct.unpack("!I", wire[-4:])[0]
+            else:
+                raise InputError("no TTL given and no $TTL before", path=path, line=line)
+        else:
+            self.last_ttl = ttl
+        self.records += 1
+        node = self.nodes.get(owner)
+        if node is None:
+            self.nodes[owner] = [[rtype, ttl, [wire], (self.file_index << 32) | line]]
+            return
+        for ent in node:
+            if ent[0] == rtype:
+                if ent[1] != ttl:
+                    raise InputError(
+                        f"TTL {ttl} differs from TTL {ent[1]} of the {_tname(rtype)} "
+                        f"RRset at {name_to_text(owner)} ({self._where(ent[3])}); one TTL per RRset "
+                        "(RFC 2181 sect. 5.2)",
+                        path=path,
+                        line=line,
+                    )
+                lst = ent[2]
+                assert isinstance(lst, list)
+                lst.append(wire)
+                return
+        types = [e[0] for e in node]
+        if rtype == T_CNAME or T_CNAME in types:
+            other = [int(t) for t in (*types, rtype) if t not in (T_CNAME, T_RRSIG, T_NSEC)]  # type: ignore[call-overload]
+            if other:
+                raise InputError(
+                    f"CNAME and other data at {name_to_text(owner)} "
+                    f"({', '.join(_tname(t) for t in other)}); a CNAME must be "
+                    "alone (RFC 1034 sect. 3.6.2)",
+                    path=path,
+                    line=line,
+                )
+        node.append([rtype, ttl, [wire], (self.file_index << 32) | line])
+
+    def _where(self, loc: object) -> str:
+        assert isinstance(loc, int)
+        return f"{self.paths[loc >> 32]}:{loc & 0xFFFFFFFF}"
+
+    # -- RDATA ---------------------------------------------------------------------------
+
+    def _rdata(self, rtype: int, rd: list[str], origin: bytes, path: str, line: int) -> bytes:
+        if not rd:
+            raise InputError(f"{_tname(rtype)} record without RDATA", path=path, line=line)
+        if rd[0] == "\\#":
+            return self._fallback(rtype, rd, origin, path, line)
+        if rtype in _NAME_TYPES:
+            if len(rd) != 1:
+                raise InputError(f"{_tname(rtype)} takes one name", path=path, line=line)
+            return name_from_text(rd[0], origin, path=path, line=line)
+        if rtype == T_A:
+            parts = rd[0].split(".")
+            if (
+                len(rd) != 1
+                or len(parts) != 4
+                or not all(p.isdigit() and len(p) <= 3 for p in parts)
+            ):
+                raise InputError(f"bad IPv4 address {' '.join(rd)!r}", path=path, line=line)
+            vals = [int(p) for p in parts]
+            if max(vals) > 255:
+                raise InputError(f"bad IPv4 address {rd[0]!r}", path=path, line=line)
+            return bytes(vals)
+        if rtype == T_AAAA:
+            if len(rd) != 1:
+                raise InputError("AAAA takes one address", path=path, line=line)
+            try:
+                return socket.inet_pton(socket.AF_INET6, rd[0])
+            except OSError:
+                raise InputError(f"bad IPv6 address {rd[0]!r}", path=path, line=line) from None
+        if rtype == T_DS:
+            if len(rd) < 4:
+                raise InputError(
+                    "DS takes key tag, algorithm, digest type, digest", path=path, line=line
+                )
+            tag = _u(rd[0], 16, "DS key tag", path, line)
+            alg = _rtype_alg(rd[1], path, line)
+            dt = _u(rd[2], 8, "DS digest type", path, line)
+            try:
+                digest = binascii.unhexlify("".join(rd[3:]))
+            except (binascii.Error, ValueError):
+                raise InputError("DS digest is not hexadecimal", path=path, line=line) from None
+            want = {1: 20, 2: 32, 4: 48}.get(dt)
+            if want is not None and len(digest) != want:
+                raise InputError(
+                    f"DS digest type {dt} needs {want} octets, got {len(digest)}",
+                    path=path,
+                    line=line,
+                )
+            return struct.pack("!HBB", tag, alg, dt) + digest
+        if rtype == T_MX:
+            if len(rd) != 2:
+                raise InputError("MX takes a preference and a name", path=path, line=line)
+            return struct.pack("!H", _u(rd[0], 16, "MX preference", path, line)) + (
+                name_from_text(rd[1], origin, path=path, line=line)
+            )
+        if rtype == T_TXT:
+            return b"".join(_charstring(t, path, line) for t in rd)
+        if rtype == T_SRV:
+            if len(rd) != 4:
+                raise InputError("SRV takes priority, weight, port, target", path=path, line=line)
+            return struct.pack(
+                "!HHH",
+                _u(rd[0], 16, "SRV priority", path, line),
+                _u(rd[1], 16, "SRV weight", path, line),
+                _u(rd[2], 16, "SRV port", path, line),
+            ) + name_from_text(rd[3], origin, path=path, line=line)
+        if rtype == T_SOA:
+            if len(rd) != 7:
+                raise InputError(
+                    "SOA takes mname rname serial refresh retry expire minimum",
+                    path=path,
+                    line=line,
+                )
+            return (
+                name_from_text(rd[0], origin, path=path, line=line)
+                + name_from_text(rd[1], origin, path=path, line=line)
+                + struct.pack(
+                    "!IIIII",
+                    _u(rd[2], 32, "SOA serial", path, line),
+                    *(parse_ttl(t, path, line) for t in rd[3:7]),
+                )
+            )
+        return self._fallback(rtype, rd, origin, path, line)
+
+    def _fallback(self, rtype: int, rd: list[str], origin: bytes, path: str, line: int) -> bytes:
+        try:
+            o = dns.name.from_wire(origin, 0)[0]
+            rdata = dns.rdata.from_text(
+                dns.rdataclass.IN,
+                dns.rdatatype.RdataType.make(rtype),
+                " ".join(rd),
+                origin=o,
+                relativize=False,
+            )
+            return rdata.to_digestable(o)
+        except (dns.exception.DNSException, ValueError, binascii.Error, TypeError) as exc:
+            msg = str(exc) or type(exc).__name__
+            raise InputError(
+                f"bad {_tname(rtype)} RDATA {' '.join(rd)!r}: {msg}",
+                path=path,
+                line=line,
+            ) from None
+
+    def zone(self) -> Zone:
+        z = Zone(self.origin)
+        nodes = z.nodes
+        for owner, ents in self.nodes.items():
+            rrsets = []
+            for ent in sorted(ents, key=lambda e: e[0]):  # type: ignore[arg-type,return-value]
+                lst = ent[2]
+                assert isinstance(lst, list)
+                rrsets.append(
+                    RRset(owner, ent[0], ent[1], tuple(sorted(set(lst))))  # type: ignore[arg-type]
+                )
+            nodes[owner] = rrsets
+        self.nodes = {}
+        return z
+
+
+def _rtype_alg(tok: str, path: str, line: int) -> int:
+    if tok.isdigit():
+        return _u(tok, 8, "algorithm", path, line)
+    import dns.dnssectypes
+
+    try:
+        return int(dns.dnssectypes.Algorithm.from_text(tok.upper()))
+    except (ValueError, dns.exception.DNSException):
+        raise InputError(f"unknown DNSSEC algorithm {tok!r}", path=path, line=line) from None
+
+
+def load_zone(
+    path: str | os.PathLike[str],
+    origin: str | bytes,
+    *,
+    allow_dnssec: bool = False,
+    default_ttl: int | None = None,
+) -> Zone:
+    """Load a master file for zone ``origin`` into a :class:`Zone` (nodes unsorted).
+
+    ``allow_dnssec`` accepts DNSSEC types (to read back a *signed* zone, e.g. ``--previous``).
+    """
+    o = origin if isinstance(origin, bytes) else name_from_text(origin.rstrip(".") + ".", None)
+    ld = _Loader(o, allow_dnssec, default_ttl)
+    ld.load_file(str(path), o, 0)
+    return ld.zone()

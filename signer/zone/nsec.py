@@ -1,0 +1,59 @@
+"""NSEC chain (RFC 4034 sect. 4, RFC 4035 sect. 2.3) for a classified zone.
+
+The chain holds the apex, every authoritative name and every delegation, in canonical order,
+closed back to the apex. Bitmaps list the types present plus RRSIG and NSEC; at a delegation
+only NS, DS (when present), RRSIG and NSEC -- glue and occluded types at a cut are left out.
+TTL: min(SOA TTL, SOA MINIMUM) (RFC 9077).
+"""
+
+from __future__ import annotations
+
+from signer.zone.model import (
+    KIND_APEX,
+    KIND_AUTH,
+    KIND_DELEGATION,
+    T_DS,
+    T_NS,
+    T_NSEC,
+    T_RRSIG,
+    RRset,
+    Zone,
+    soa_fields,
+    type_bitmap,
+)
+
+
+def negative_ttl(zone: Zone) -> int:
+    """RFC 9077: NSEC/NSEC3 TTL is the lower of the SOA TTL and the SOA MINIMUM field."""
+    soa = zone.soa()
+    return min(soa.ttl, soa_fields(soa.rdatas[0]).minimum)
+
+
+def chain_names(zone: Zone) -> list[bytes]:
+    kinds = zone.kinds
+    return [n for n in zone.order if kinds[n] in (KIND_APEX, KIND_AUTH, KIND_DELEGATION)]
+
+
+def node_types(zone: Zone, name: bytes) -> list[int]:
+    """Types that are authoritative (or, at a cut, NS/DS) at ``name`` in the unsigned zone."""
+    types = [rs.rtype for rs in zone.nodes[name]]
+    if zone.kinds[name] == KIND_DELEGATION:
+        types = [t for t in types if t in (T_NS, T_DS)]
+    return types
+
+
+def add_nsec(zone: Zone) -> int:
+    """Add an NSEC RRset to every name of the chain; return how many."""
+    ttl = negative_ttl(zone)
+    names = chain_names(zone)
+    n = len(names)
+    for i, name in enumerate(names):
+        nxt = names[(i + 1) % n]
+        types = node_types(zone, name)
+        types.append(T_NSEC)
+        types.append(T_RRSIG)  # the NSEC itself is signed, at an insecure cut too
+        rs = RRset(name, T_NSEC, ttl, (nxt + type_bitmap(types),))
+        lst = zone.nodes[name]
+        lst.append(rs)
+        lst.sort(key=lambda r: r.rtype)
+    return n

@@ -1,0 +1,147 @@
+"""NSEC3 chain (RFC 5155) with opt-out, and the NSEC3PARAM at the apex.
+
+RFC 9276 defaults: 0 extra iterations, empty salt. Names in the chain: the apex, every
+authoritative name, every delegation (with opt-out: only those with a DS), and every empty
+non-terminal between those names and the apex (RFC 5155 sect. 7.1: an ENT derived only from
+opted-out insecure delegations gets none). Bitmaps: types present (NS and DS only at a cut)
+plus RRSIG where the name has signed data; an ENT has an empty bitmap. NSEC3PARAM flags are
+always 0 (RFC 5155 sect. 4.1.2). TTL of NSEC3 and NSEC3PARAM: min(SOA TTL, SOA MINIMUM).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+
+from signer.errors import CheckFailed, InputError
+from signer.zone.model import (
+    KIND_APEX,
+    KIND_AUTH,
+    KIND_DELEGATION,
+    KIND_NSEC3,
+    T_DS,
+    T_NS,
+    T_NSEC3,
+    T_NSEC3PARAM,
+    T_RRSIG,
+    RRset,
+    Zone,
+    name_to_text,
+    parent_of,
+    type_bitmap,
+)
+from signer.zone.nsec import negative_ttl
+
+_B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghijklmnopqrstuv")
+
+
+class Nsec3Collision(CheckFailed):
+    requirement = "ZONE-NSEC3-COLLISION"
+
+
+def nsec3_hash(name: bytes, salt: bytes, iterations: int) -> bytes:
+    """RFC 5155 sect. 5: IH(salt, x, 0) = H(x || salt), IH(k) = H(IH(k-1) || salt)."""
+    h = hashlib.sha1(name + salt).digest()  # noqa: S324 (RFC 5155 mandates SHA-1)
+    for _ in range(iterations):
+        h = hashlib.sha1(h + salt).digest()  # noqa: S324
+    return h
+
+
+def b32hex(digest: bytes) -> bytes:
+    """Lowercase base32hex without padding (a 20-byte SHA-1 gives 32 characters)."""
+    return base64.b32encode(digest).translate(_B32).rstrip(b"=")
+
+
+def parse_salt(text: str) -> bytes:
+    t = text.strip()
+    if t in ("", "-"):
+        return b""
+    try:
+        salt = bytes.fromhex(t)
+    except ValueError:
+        raise InputError(f"NSEC3 salt {text!r} is not hexadecimal") from None
+    if len(salt) > 255:
+        raise InputError("NSEC3 salt longer than 255 octets")
+    return salt
+
+
+def add_nsec3(
+    zone: Zone, *, salt: bytes = b"", iterations: int = 0, optout: bool = False
+) -> tuple[int, tuple[bytes, ...]]:
+    """Add NSEC3 RRsets (as ``KIND_NSEC3`` nodes) and the NSEC3PARAM.
+
+    Returns (chain length, the empty non-terminals that got an NSEC3). Sets ``zone.order``
+    again (hashed names included, canonical order).
+    """
+    if iterations > 500:
+        raise InputError(f"NSEC3 iterations {iterations} too high (RFC 9276 recommends 0)")
+    ttl = negative_ttl(zone)
+    kinds = zone.kinds
+    origin = zone.origin
+    # apex: NSEC3PARAM
+    param = RRset(
+        origin,
+        T_NSEC3PARAM,
+        ttl,
+        (struct.pack("!BBHB", 1, 0, iterations, len(salt)) + salt,),
+    )
+    apex = zone.nodes[origin]
+    apex.append(param)
+    apex.sort(key=lambda r: r.rtype)
+
+    entries: dict[bytes, list[int]] = {}  # name -> bitmap types
+    for name in zone.order:
+        k = kinds[name]
+        if k in (KIND_APEX, KIND_AUTH):
+            types = [rs.rtype for rs in zone.nodes[name]]
+            types.append(T_RRSIG)
+        elif k == KIND_DELEGATION:
+            types = [rs.rtype for rs in zone.nodes[name] if rs.rtype in (T_NS, T_DS)]
+            if T_DS in types:
+                types.append(T_RRSIG)
+            elif optout:
+                continue
+        else:
+            continue
+        entries[name] = types
+    # empty non-terminals above names of the chain
+    ents: list[bytes] = []
+    for name in list(entries):
+        p = name
+        while p != origin:
+            p = parent_of(p)
+            if p in entries or p == origin:
+                break
+            if p in zone.nodes:
+                break  # an existing name: it is in the chain itself or occluded
+            entries[p] = []
+            ents.append(p)
+    flags = 1 if optout else 0
+    hashed: list[tuple[bytes, bytes]] = []
+    seen: dict[bytes, bytes] = {}
+    for name in entries:
+        h = nsec3_hash(name, salt, iterations)
+        if h in seen:
+            raise Nsec3Collision(
+                f"NSEC3 hash collision between {name_to_text(name)} and "
+                f"{name_to_text(seen[h])}; choose another salt"
+            )
+        seen[h] = name
+        hashed.append((h, name))
+    hashed.sort()
+    n = len(hashed)
+    head = struct.pack("!BBHB", 1, flags, iterations, len(salt)) + salt
+    for i, (h, name) in enumerate(hashed):
+        nxt = hashed[(i + 1) % n][0]
+        rdata = head + bytes((len(nxt),)) + nxt + type_bitmap(entries[name])
+        label = b32hex(h)
+        owner = bytes((len(label),)) + label + origin
+        if owner in zone.nodes:
+            raise Nsec3Collision(
+                f"the zone already has a name {name_to_text(owner)} equal to an NSEC3 owner"
+            )
+        zone.nodes[owner] = [RRset(owner, T_NSEC3, ttl, (rdata,))]
+        kinds[owner] = KIND_NSEC3
+    zone.sort()
+    return n, tuple(ents)

@@ -1,0 +1,174 @@
+"""Zone rules checked after loading, and the classification of every name.
+
+Rules raising :class:`ZoneRuleError` (exit code 2: it is the input that is wrong; the message
+starts with the requirement ID):
+
+* ZONE-APEX-SOA: exactly one SOA record, at the apex, and no SOA anywhere else;
+* ZONE-APEX-NS: an NS RRset at the apex;
+* ZONE-DS-PLACEMENT: DS only at a delegation (never at the apex, never at a name without NS);
+
+Checked by the loader while the line is known (InputError with file:line): data outside the
+zone, DNSSEC types in the unsigned input, CNAME beside other data, one TTL per RRset.
+
+Classification (:func:`classify` fills ``zone.kinds``):
+
+* the apex is ``KIND_APEX``;
+* a name with NS other than the apex is a delegation (``KIND_DELEGATION``): its NS is not
+  signed, its DS is; A/AAAA there are glue (kept, unsigned); any other type there is occluded
+  (kept unsigned, warned about);
+* every name below a delegation or below a DNAME is ``KIND_OCCLUDED``: A/AAAA are glue, kept
+  unsigned; anything else is occluded data: kept unsigned and warned about (ZONE-OCCLUDED);
+* everything else is authoritative (``KIND_AUTH``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from signer.errors import EXIT_INPUT, CheckFailed
+from signer.zone.model import (
+    KIND_APEX,
+    KIND_AUTH,
+    KIND_DELEGATION,
+    KIND_OCCLUDED,
+    T_A,
+    T_AAAA,
+    T_DNAME,
+    T_DS,
+    T_NS,
+    T_SOA,
+    Zone,
+    is_subdomain,
+    name_to_text,
+)
+
+log = logging.getLogger("dnssec_ceremony.zone")
+
+GLUE_TYPES = frozenset({T_A, T_AAAA})
+DELEGATION_TYPES = frozenset({T_NS, T_DS, T_A, T_AAAA})
+
+
+class ZoneRuleError(CheckFailed):
+    """The unsigned zone breaks a zone rule (exit code 2, an input error)."""
+
+    exit_code = EXIT_INPUT
+    requirement = "ZONE-RULE"
+
+
+@dataclass
+class Classification:
+    delegations: int = 0
+    secure_delegations: int = 0
+    glue_names: int = 0
+    occluded_names: int = 0
+    authoritative_names: int = 0
+    warnings: int = 0
+
+
+def check_apex(zone: Zone) -> None:
+    """ZONE-APEX-SOA and ZONE-APEX-NS."""
+    apex = zone.nodes.get(zone.origin)
+    where = name_to_text(zone.origin)
+    soa = zone.get(zone.origin, T_SOA) if apex else None
+    if soa is None:
+        raise ZoneRuleError(f"no SOA record at the apex {where}", requirement="ZONE-APEX-SOA")
+    if len(soa.rdatas) != 1:
+        raise ZoneRuleError(
+            f"{len(soa.rdatas)} SOA records at the apex {where}; exactly one is allowed",
+            requirement="ZONE-APEX-SOA",
+        )
+    if zone.get(zone.origin, T_NS) is None:
+        raise ZoneRuleError(f"no NS RRset at the apex {where}", requirement="ZONE-APEX-NS")
+
+
+def classify(zone: Zone, *, max_warnings: int = 20) -> Classification:
+    """Check the rules and fill ``zone.kinds``; needs ``zone.order`` (call ``zone.sort()``)."""
+    if not zone.order:
+        zone.sort()
+    check_apex(zone)
+    kinds = zone.kinds
+    kinds.clear()
+    c = Classification()
+    origin = zone.origin
+    cut: bytes | None = None  # the current delegation or DNAME owner
+    warned = 0
+
+    def warn(msg: str) -> None:
+        nonlocal warned
+        c.warnings += 1
+        if warned < max_warnings:
+            log.warning("ZONE-OCCLUDED: %s", msg)
+        warned += 1
+
+    for name in zone.order:
+        rrsets = zone.nodes[name]
+        if name == origin:
+            kinds[name] = KIND_APEX
+            for rs in rrsets:
+                if rs.rtype == T_DS:
+                    raise ZoneRuleError(
+                        f"DS at the apex {name_to_text(name)}: the DS of this zone belongs in "
+                        "the parent zone",
+                        requirement="ZONE-DS-PLACEMENT",
+                    )
+                if rs.rtype == T_DNAME:
+                    cut = name
+            continue
+        if cut is not None and is_subdomain(name, cut):
+            kinds[name] = KIND_OCCLUDED
+            types = [rs.rtype for rs in rrsets]
+            if types and all(t in GLUE_TYPES for t in types):
+                c.glue_names += 1
+            else:
+                c.occluded_names += 1
+                bad = [t for t in types if t not in GLUE_TYPES]
+                warn(
+                    f"{name_to_text(name)} is below the {('delegation' if zone.get(cut, T_NS) else 'DNAME')} "
+                    f"{name_to_text(cut)}: its {', '.join(_tn(t) for t in bad)} data is occluded "
+                    "and is not signed"
+                )
+            for rs in rrsets:
+                if rs.rtype == T_SOA:
+                    raise ZoneRuleError(
+                        f"SOA at {name_to_text(name)}, not at the apex",
+                        requirement="ZONE-APEX-SOA",
+                    )
+            continue
+        types = [rs.rtype for rs in rrsets]
+        if T_SOA in types:
+            raise ZoneRuleError(
+                f"SOA at {name_to_text(name)}, not at the apex {name_to_text(origin)}",
+                requirement="ZONE-APEX-SOA",
+            )
+        if T_NS in types:
+            kinds[name] = KIND_DELEGATION
+            cut = name
+            c.delegations += 1
+            if T_DS in types:
+                c.secure_delegations += 1
+            other = [t for t in types if t not in DELEGATION_TYPES]
+            if other:
+                warn(
+                    f"{name_to_text(name)} is a delegation: its "
+                    f"{', '.join(_tn(t) for t in other)} data is occluded and is not signed"
+                )
+            continue
+        if T_DS in types:
+            raise ZoneRuleError(
+                f"DS at {name_to_text(name)}, which is not a delegation (no NS RRset there)",
+                requirement="ZONE-DS-PLACEMENT",
+            )
+        kinds[name] = KIND_AUTH
+        c.authoritative_names += 1
+        if T_DNAME in types:
+            cut = name
+    if warned > max_warnings:
+        log.warning("ZONE-OCCLUDED: %d more such warnings not shown", warned - max_warnings)
+    return c
+
+
+def _tn(t: int) -> str:
+    import dns.rdatatype
+
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(t))
