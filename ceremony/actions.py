@@ -22,6 +22,7 @@ the transcript as forbidden values and never returned in outputs.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from signer.errors import InputError, OutputError
+from signer.dnskey import DnsKey, make_ds
+from signer.errors import CheckFailed, InputError, OutputError, TokenError
 from signer.fileio import sha256_file, write_atomic
 from signer.pgpwords import pgp_words
 
@@ -83,6 +85,8 @@ class ActionContext:
     session: dict[str, Any] = field(default_factory=dict)  # shared between steps in one run
     officers: tuple[str, ...] = ()  # crypto officers who took part in the last quorum login
     quorum: Mapping[str, Any] | None = None
+    zone: str = "."
+    equipment_tokens: Mapping[str, str] = field(default_factory=dict)  # label -> serial
 
     @property
     def artifacts(self) -> Path:
@@ -164,9 +168,13 @@ def hash_line(name: str, digest: str) -> str:
 # -- write-file / show-hash / copy-to-media ---------------------------------------------------
 def _write_file_run(ctx: ActionContext) -> ActionResult:
     p = ctx.artifact_path(str(ctx.params["name"]))
+    content = str(ctx.params["content"]).encode("utf-8")
     if p.exists():
-        raise OutputError(f"{p}: exists already; refusing to overwrite an artifact")
-    write_atomic(p, str(ctx.params["content"]))
+        # Idempotent: the same content again is fine (a re-run after an interruption).
+        if sha256_file(p) != hashlib.sha256(content).hexdigest():
+            raise OutputError(f"{p}: exists with other content; refusing to overwrite an artifact")
+        return ActionResult({"file": p}, summary=f"{p.name} already written with this content")
+    write_atomic(p, content)
     return ActionResult({"file": p}, summary=f"wrote {p.name}")
 
 
@@ -181,7 +189,7 @@ register(
         describe=lambda ctx: (
             f"would write artifacts/{ctx.params['name']} ({len(str(ctx.params['content']))} characters)"
         ),
-        idempotent=False,
+        idempotent=True,
         help="Write a text artifact (e.g. a filled-in form) into the ceremony directory.",
     )
 )
@@ -197,11 +205,12 @@ def _resolve_in_dir(ctx: ActionContext, name: str) -> Path:
 
 def _show_hash_run(ctx: ActionContext) -> ActionResult:
     full = _resolve_in_dir(ctx, str(ctx.params["file"]))
-    digest = sha256_file(full)
-    return ActionResult(
-        {"sha256": digest, "words": pgp_words(bytes.fromhex(digest))},
-        summary=hash_line(full.name, digest),
-    )
+    try:
+        full.resolve().relative_to(ctx.ceremony_dir.resolve())
+    except ValueError:
+        digest = sha256_file(full)
+        return ActionResult({"sha256": digest}, summary=hash_line(full.name, digest))
+    return ActionResult({"file": full}, summary=f"hash of {full.name}:")
 
 
 register(
@@ -295,3 +304,260 @@ register(
 
 def sha256_text(s: str) -> str:
     return hashlib.sha256(s.encode("utf-8")).hexdigest()
+
+
+# -- tokens -----------------------------------------------------------------------------------
+class TokenSerialMismatch(CheckFailed):
+    requirement = "CER-TOKEN-SERIAL"
+
+
+def apply_lab_env(lab_dir: Path) -> dict[str, str]:
+    """Point this process at the SoftHSM2 lab in ``lab_dir`` (rehearsals); return label->serial."""
+    meta = lab_dir / "lab.json"
+    data = json.loads(meta.read_text())
+    os.environ["SOFTHSM2_CONF"] = str(lab_dir / "softhsm2.conf")
+    os.environ["DNSSEC_PKCS11_MODULE"] = str(data["module"])
+    return {str(k): str(v) for k, v in dict(data["tokens"]).items()}
+
+
+def _identity(tok: Any) -> TokenIdentity:
+    i = tok.identity
+    return TokenIdentity(i.label, i.manufacturer, i.model, i.serial)
+
+
+def _open_token(ctx: ActionContext, label: str, *, login: bool, rw: bool = False) -> Any:
+    from signer.keys.pkcs11 import Pkcs11Token
+
+    tokens: dict[tuple[str, bool, bool], Any] = ctx.session.setdefault("tokens", {})
+    key = (label, login, rw)
+    if key in tokens:
+        return tokens[key]
+    source = None
+    if login:
+        if ctx.pin_source_for is None:
+            raise InputError(f"no PIN source for token {label!r}")
+        source = ctx.pin_source_for(label).resolved(f"token '{label}'")
+        ctx.forbid(source.get(f"token '{label}'"))
+    tok = Pkcs11Token(f"pkcs11:token={label}", source, login=login, rw=rw)
+    tokens[key] = tok
+    return tok
+
+
+def _check_serial(ctx: ActionContext, ident: TokenIdentity) -> str:
+    want = ctx.equipment_tokens.get(ident.label)
+    if want is None or want == ident.serial:
+        return ""
+    msg = f"token {ident.label!r} has serial {ident.serial}, the plan lists {want}"
+    if ctx.rehearsal:
+        return f"rehearsal: {msg} (lab serials are random; in a real ceremony this stops)"
+    raise TokenSerialMismatch(msg)
+
+
+def _lab_up_run(ctx: ActionContext) -> ActionResult:
+    if ctx.lab_dir is None:
+        raise InputError(
+            "lab-up brings up the SoftHSM2 lab and runs only in a rehearsal (ceremony run --lab DIR)"
+        )
+    wanted = [str(t) for t in (ctx.params.get("tokens") or [])]
+    if not (ctx.lab_dir / "lab.json").exists():
+        import importlib.util
+        import sys
+
+        here = Path(__file__).resolve().parent.parent / "hsm-sim" / "hsmlab.py"
+        spec = importlib.util.spec_from_file_location("hsmlab", here)
+        if spec is None or spec.loader is None or not here.exists():
+            raise InputError("hsm-sim/hsmlab.py not found (the lab is part of the source tree)")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault("hsmlab", mod)
+        spec.loader.exec_module(mod)
+        ctx.progress("initialising lab tokens", 0.1)
+        try:
+            mod.up(ctx.lab_dir, tuple(wanted) if wanted else mod.DEFAULT_TOKENS)
+        except mod.LabError as exc:
+            raise TokenError(f"lab: {exc}") from None
+    serials = apply_lab_env(ctx.lab_dir)
+    missing = [t for t in wanted if t not in serials]
+    if missing:
+        raise TokenError(f"lab {ctx.lab_dir} has no token(s) {', '.join(missing)}")
+    ctx.progress("lab up", 1.0)
+    listing = ", ".join(f"{k}={v}" for k, v in sorted(serials.items()))
+    return ActionResult({"tokens": listing}, summary=f"SoftHSM2 lab at {ctx.lab_dir}: {listing}")
+
+
+register(
+    Action(
+        name="lab-up",
+        params_schema={"tokens": Param(list, required=False, default=[], help="token labels")},
+        run=_lab_up_run,
+        describe=lambda ctx: (
+            f"would bring up (or reuse) the SoftHSM2 lab in {ctx.lab_dir or '(no --lab given)'}"
+        ),
+        idempotent=True,
+        help="Rehearsal only: bring up the SoftHSM2 lab tokens.",
+    )
+)
+
+
+def _verify_tokens_run(ctx: ActionContext) -> ActionResult:
+    labels = [str(t) for t in ctx.params["tokens"]]
+    outputs: dict[str, Path | str] = {}
+    notes: list[str] = []
+    first: TokenIdentity | None = None
+    for i, label in enumerate(labels):
+        ctx.progress(f"probing {label}", i / max(len(labels), 1))
+        ident = _identity(_open_token(ctx, label, login=False))
+        first = first or ident
+        note = _check_serial(ctx, ident)
+        if note:
+            notes.append(note)
+        outputs[f"token-{label}"] = f"{ident.manufacturer} / {ident.model} / serial {ident.serial}"
+    summary = "\n".join([f"{k[6:]}: {v}" for k, v in outputs.items() if isinstance(v, str)] + notes)
+    return ActionResult(
+        outputs, token_identity=first if len(labels) == 1 else None, summary=summary
+    )
+
+
+register(
+    Action(
+        name="verify-tokens",
+        params_schema={"tokens": Param(list, help="token labels to probe")},
+        run=_verify_tokens_run,
+        describe=lambda ctx: (
+            f"would read manufacturer, model and serial of {', '.join(map(str, ctx.params['tokens']))} (no login) and compare with the plan"
+        ),
+        idempotent=True,
+        blanks=("Token serial(s) read aloud",),
+        help="Probe tokens (no login): manufacturer, model, serial; compare serials with the plan.",
+    )
+)
+
+
+def _quorum_login_run(ctx: ActionContext) -> ActionResult:
+    label = str(ctx.params["token"])
+    q = ctx.quorum or {}
+    m = int(q.get("m", 1))
+    if len(set(ctx.officers)) < m:
+        raise CheckFailed(
+            f"quorum needs {m} distinct officers, {len(set(ctx.officers))} presented",
+            requirement="CER-QUORUM",
+        )
+    tok = _open_token(ctx, label, login=True, rw=True)
+    ident = _identity(tok)
+    note = _check_serial(ctx, ident)
+    return ActionResult(
+        {"officers": ", ".join(ctx.officers)},
+        token_identity=ident,
+        summary=f"logged in to {label} with {len(ctx.officers)} of {q.get('n', '?')} officers present"
+        + (f"\n{note}" if note else ""),
+    )
+
+
+register(
+    Action(
+        name="quorum-login",
+        params_schema={"token": Param(str, help="token label")},
+        run=_quorum_login_run,
+        describe=lambda ctx: (
+            f"would ask for {(ctx.quorum or {}).get('m', '?')} crypto officers and log in to token {ctx.params['token']} (PIN from file, environment or prompt; never recorded)"
+        ),
+        idempotent=True,
+        help="The quorum of crypto officers present their credentials; log in to the token.",
+    )
+)
+
+
+def _dnskey_outputs(
+    ctx: ActionContext, dk: DnsKey, stem: str, digest: int
+) -> dict[str, Path | str]:
+    out: dict[str, Path | str] = {"key_tag": str(dk.key_tag), "dnskey": dk.rdata_text()}
+    if dk.is_sep:
+        out["ds"] = make_ds(ctx.zone, dk, digest).to_text(ctx.zone)
+    return out
+
+
+def _generate_key_run(ctx: ActionContext) -> ActionResult:
+    label = str(ctx.params["token"])
+    key_label = str(ctx.params["label"])
+    tok = _open_token(ctx, label, login=True, rw=True)
+    ident = _identity(tok)
+    _check_serial(ctx, ident)
+    ctx.progress(f"generating {key_label} on {label}", None)
+    bits = ctx.params.get("bits")
+    key = tok.generate(
+        key_label,
+        ctx.params["algorithm"],
+        int(bits) if bits is not None else None,
+        ksk=bool(ctx.params["ksk"]),
+    )
+    dk: DnsKey = key.dnskey
+    file = ctx.artifact_path(f"{key_label}.dnskey")
+    write_atomic(file, dk.to_text(ctx.zone, int(ctx.params["ttl"])) + "\n")
+    outputs = _dnskey_outputs(ctx, dk, key_label, 2)
+    outputs["dnskey_file"] = file
+    outputs["uri"] = key.uri.to_text()
+    summary = (
+        f"generated {dk.describe()} on {ident.label} (serial {ident.serial})\nkey tag {dk.key_tag}"
+    )
+    if "ds" in outputs:
+        summary += f"\nDS {outputs['ds']}"
+    return ActionResult(outputs, token_identity=ident, summary=summary)
+
+
+register(
+    Action(
+        name="generate-key",
+        params_schema={
+            "token": Param(str, help="token label"),
+            "label": Param(str, help="key label on the token (must not exist)"),
+            "algorithm": Param(int, help="DNSSEC algorithm number"),
+            "bits": Param(int, required=False, help="RSA modulus size"),
+            "ksk": Param(bool, required=False, default=True, help="SEP flag (KSK)"),
+            "ttl": Param(int, required=False, default=3600, help="DNSKEY TTL in the artifact"),
+        },
+        run=_generate_key_run,
+        describe=lambda ctx: (
+            f"would generate a {'KSK' if ctx.params.get('ksk', True) else 'ZSK'} "
+            f"(algorithm {ctx.params['algorithm']}) labelled {ctx.params['label']} on token {ctx.params['token']}; "
+            "non-extractable; NEVER repeated"
+        ),
+        idempotent=False,
+        blanks=("Key tag", "DS digest (SHA-256)"),
+        help="Generate a key pair on a token (non-extractable); write its DNSKEY, key tag and DS.",
+    )
+)
+
+
+def _print_ds_run(ctx: ActionContext) -> ActionResult:
+    full = _resolve_in_dir(ctx, str(ctx.params["dnskey"]))
+    text = full.read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(";")]
+    if not lines:
+        raise InputError("no DNSKEY record", path=str(full))
+    parts = lines[0].split()
+    try:
+        idx = parts.index("DNSKEY")
+    except ValueError:
+        raise InputError("not a DNSKEY record", path=str(full), line=1) from None
+    dk = DnsKey.from_text(" ".join(parts[idx + 1 :]))
+    digest = int(ctx.params["digest"])
+    ds = make_ds(ctx.zone, dk, digest)
+    out: dict[str, Path | str] = {"key_tag": str(dk.key_tag), "ds": ds.to_text(ctx.zone)}
+    return ActionResult(out, summary=f"key tag {dk.key_tag}\nDS {out['ds']}")
+
+
+register(
+    Action(
+        name="print-ds",
+        params_schema={
+            "dnskey": Param(str, help="DNSKEY file (relative to the ceremony directory)"),
+            "digest": Param(int, required=False, default=2, help="DS digest type (2 = SHA-256)"),
+        },
+        run=_print_ds_run,
+        describe=lambda ctx: (
+            f"would print the key tag and DS (digest {ctx.params.get('digest', 2)}) of {ctx.params['dnskey']}"
+        ),
+        idempotent=True,
+        blanks=("Key tag", "DS digest"),
+        help="Show the key tag and DS record of a KSK for the parent zone.",
+    )
+)

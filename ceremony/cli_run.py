@@ -1,0 +1,123 @@
+"""``ceremony render``, ``ceremony run`` and ``ceremony audit verify|report``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from signer.cli.common import EXIT_CODES_HELP, ErrorHandlingGroup
+from signer.errors import InputError
+
+
+@click.command("render", epilog=EXIT_CODES_HELP)
+@click.argument("plan_file", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True
+)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output file.")
+def render(plan_file: str, fmt: str, out: str) -> None:
+    """Render the printable script of a ceremony PLAN (HTML for printing, or Markdown)."""
+    from ceremony import plan as plan_mod
+    from ceremony.render import render_plan
+
+    p = plan_mod.load(plan_file)
+    digest = render_plan(p, fmt, Path(out))
+    click.echo(f"{out}: {fmt} script of {p.metadata.id}, {len(p.steps)} steps (SHA-256 {digest})")
+
+
+def _pin_files(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        label, sep, path = v.partition("=")
+        if not sep or not label or not path:
+            raise InputError(f"--pin-file wants TOKEN=PATH, not {v!r}")
+        out[label] = path
+    return out
+
+
+@click.command("run", epilog=EXIT_CODES_HELP)
+@click.argument("plan_file", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option(
+    "--dir",
+    "ceremony_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Ceremony directory (transcript and artifacts); re-run to resume.",
+)
+@click.option(
+    "--answers",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Answers file (YAML) for a non-interactive rehearsal.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what each step and action would do; record nothing."
+)
+@click.option(
+    "--lab",
+    "lab_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Rehearsal: use (or bring up) the SoftHSM2 lab in this directory.",
+)
+@click.option(
+    "--pin-file",
+    "pin_files",
+    multiple=True,
+    metavar="TOKEN=PATH",
+    help="Read the user PIN of TOKEN from PATH (repeatable); otherwise prompted.",
+)
+def run(
+    plan_file: str,
+    ceremony_dir: str,
+    answers: str | None,
+    dry_run: bool,
+    lab_dir: str | None,
+    pin_files: tuple[str, ...],
+) -> None:
+    """Run the ceremony PLAN step by step into --dir (resumes where it stopped)."""
+    from ceremony import plan as plan_mod
+    from ceremony.runner import RunOptions, run_plan
+
+    p = plan_mod.load(plan_file)
+    opts = RunOptions(
+        ceremony_dir=Path(ceremony_dir),
+        answers=answers,
+        dry_run=dry_run,
+        lab_dir=Path(lab_dir).resolve() if lab_dir else None,
+        pin_files=_pin_files(pin_files),
+    )
+    sys.exit(run_plan(p, opts))
+
+
+@click.group("audit", cls=ErrorHandlingGroup, epilog=EXIT_CODES_HELP)
+def audit() -> None:
+    """Review a ceremony directory: verify it, or render the audit report."""
+
+
+@audit.command("verify", epilog=EXIT_CODES_HELP)
+@click.argument("ceremony_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.option(
+    "--seal", default=None, help="Final hash (hex) or PGP words copied from the paper script."
+)
+def verify(ceremony_dir: str, seal: str | None) -> None:
+    """Verify a ceremony directory end to end (chain, artifacts, steps, roles, seal)."""
+    from ceremony.audit import verify_ceremony_dir
+
+    result = verify_ceremony_dir(Path(ceremony_dir), seal=seal)
+    summary = getattr(result, "summary", None)
+    text = summary() if callable(summary) else str(result)
+    click.echo(text)
+
+
+@audit.command("report", epilog=EXIT_CODES_HELP)
+@click.argument("ceremony_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+def report(ceremony_dir: str, out: str) -> None:
+    """Render the audit report of a ceremony directory as one self-contained HTML page."""
+    from ceremony.report import render_report
+
+    render_report(Path(ceremony_dir), Path(out))
+    click.echo(out)
