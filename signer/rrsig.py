@@ -6,7 +6,9 @@ Two entry points share the same byte layout:
 * :func:`sign_rrset` / :func:`verify_rrset` work on dnspython RRsets (bundles, tests, tools).
 
 Canonical RDATA comes from dnspython's ``to_digestable``, which lowercases embedded names
-exactly for the types RFC 4034 sect. 6.2 lists as amended by RFC 6840 sect. 5.1 (not NSEC).
+exactly for the types RFC 4034 sect. 6.2 lists as amended by RFC 6840 sect. 5.1 (not NSEC);
+:func:`canonical_rdata` adds the listed obsolete types dnspython only knows as generic RDATA
+(MD, MF, MB, MG, MR, MINFO, NXT, A6).
 """
 
 from __future__ import annotations
@@ -141,8 +143,49 @@ def signing_data_wire(
     return b"".join(parts)
 
 
+# RFC 4034 sect. 6.2 types whose embedded names dnspython does not know: obsolete RFC 1035
+# types (MD, MF, MB, MG, MR, MINFO), NXT and A6, which dnspython only reads as generic
+# ``\# len hex`` RDATA. Their names are lowercased here (type -> number of leading names).
+_OBSOLETE_NAMES = {3: 1, 4: 1, 7: 1, 8: 1, 9: 1, 14: 2, 30: 1}
+_A6 = 38
+_UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+
+
+def _lower_wire_names(data: bytes, offset: int, count: int) -> bytes:
+    out = bytearray(data)
+    for _ in range(count):
+        while True:
+            if offset >= len(out):
+                raise InputError("truncated domain name in RDATA")
+            n = out[offset]
+            if n == 0:
+                offset += 1
+                break
+            if n > 63 or offset + 1 + n > len(out):
+                raise InputError("bad or compressed domain name in RDATA")
+            out[offset + 1 : offset + 1 + n] = out[offset + 1 : offset + 1 + n].translate(_UPPER)
+            offset += 1 + n
+    return bytes(out)
+
+
+def canonical_rdata(rd: dns.rdata.Rdata, origin: dns.name.Name | None = None) -> bytes:
+    """Canonical RDATA (RFC 4034 sect. 6.2 as amended by RFC 6840 sect. 5.1)."""
+    data = rd.to_digestable(origin)
+    if isinstance(rd, dns.rdata.GenericRdata):
+        rtype = int(rd.rdtype)
+        if rtype in _OBSOLETE_NAMES:
+            return _lower_wire_names(data, 0, _OBSOLETE_NAMES[rtype])
+        if rtype == _A6 and data:
+            prefix = data[0]
+            if prefix > 128:
+                raise InputError(f"A6 prefix length {prefix} > 128")
+            if prefix:
+                return _lower_wire_names(data, 1 + (128 - prefix + 7) // 8, 1)
+    return data
+
+
 def canonical_rdatas(rrset: dns.rrset.RRset, origin: dns.name.Name | None = None) -> list[bytes]:
-    return [rd.to_digestable(origin) for rd in rrset]
+    return [canonical_rdata(rd, origin) for rd in rrset]
 
 
 def rrset_signing_data(

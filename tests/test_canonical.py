@@ -390,3 +390,84 @@ def sig_ttl(node: dns.node.Node, rr: dns.rrset.RRset) -> int:
 
 def time_text_for_ldns(t: int) -> str:
     return time.strftime("%Y%m%d%H%M%S", time.gmtime(t))
+
+
+# -- obsolete types RFC 4034 sect. 6.2 lists, which dnspython reads only as generic RDATA --------
+OBSOLETE_ZONE = r"""$ORIGIN example.
+$TTL 300
+@ IN SOA ns.example. h.example. 1 2 3 4 5
+@ IN NS ns.example.
+ns IN A 192.0.2.1
+mb IN MB Mailbox.EXAMPLE.
+mg IN MG Group.EXAMPLE.
+mr IN MR Rename.EXAMPLE.
+md IN MD Dest.EXAMPLE.
+mf IN MF Fwd.EXAMPLE.
+minfo IN MINFO RMail.EXAMPLE. EMail.Example.
+a6 IN A6 64 ::1:2:3:4 Prefix.EXAMPLE.
+a6b IN A6 0 2001:db8::1
+"""
+_NAMES_ONLY = {"MB": 7, "MG": 8, "MR": 9, "MD": 3, "MF": 4, "MINFO": 14}
+
+
+def _generic(rtype: str, rdata: str) -> str:
+    """RFC 3597 form of the obsolete-type RDATA BIND prints (dnspython cannot read them)."""
+    fields = rdata.split()
+    if rtype in _NAMES_ONLY:
+        wire = b"".join(dns.name.from_text(f).to_wire() or b"" for f in fields)
+        code = _NAMES_ONLY[rtype]
+    else:  # A6: prefix length, address suffix, prefix name
+        import ipaddress
+
+        plen = int(fields[0])
+        addr = ipaddress.IPv6Address(fields[1]).packed
+        wire = bytes([plen]) + addr[plen // 8 :]
+        if plen:
+            wire += dns.name.from_text(fields[2]).to_wire() or b""
+        code = 38
+    return f"TYPE{code} \\# {len(wire)} {wire.hex()}"
+
+
+def test_obsolete_types_match_bind(tmp_path: Path) -> None:
+    (tmp_path / "obs.zone").write_text(OBSOLETE_ZONE)
+    proc = _run(
+        "dnssec-keygen", "-q", "-K", str(tmp_path), "-a", "ED25519", "-f", "KSK", "example."
+    )
+    assert proc.returncode == 0, proc.stderr
+    key = load_bind_private(tmp_path / (proc.stdout.strip() + ".private"))
+    proc = _run(
+        "dnssec-signzone", "-K", str(tmp_path), "-o", "example.", "-S", "-z", "-O", "full",
+        "-s", str(INCEPTION), "-e", str(EXPIRATION),
+        "-f", str(tmp_path / "signed.zone"), str(tmp_path / "obs.zone"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = []
+    for line in (tmp_path / "signed.zone").read_text().splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        owner, ttl, cls, rtype, rdata = line.split(None, 4)
+        if rtype in _NAMES_ONLY or rtype == "A6":
+            rdata, rtype = (
+                _generic(rtype, rdata).split(" ", 1)[1],
+                _generic(rtype, rdata).split()[0],
+            )
+        elif rtype == "RRSIG" and rdata.split()[0] in (*_NAMES_ONLY, "A6"):
+            covered = rdata.split()[0]
+            code = _NAMES_ONLY.get(covered, 38)
+            rdata = f"TYPE{code} " + rdata.split(None, 1)[1]
+        lines.append(f"{owner} {ttl} {cls} {rtype} {rdata}")
+    zone = dns.zone.from_text("\n".join(lines), origin="example.", relativize=False)
+    checked = 0
+    for rr, sigs in _rrsets(zone):
+        if int(rr.rdtype) not in (*_NAMES_ONLY.values(), 38):
+            continue
+        (sig,) = sigs
+        assert isinstance(rr[0], dns.rdata.GenericRdata)
+        assert verify_rrset(rr, sig, [key.dnskey], now=NOW) == key.dnskey
+        ours = sign_rrset(rr, key, ORIGIN, sig.inception, sig.expiration)
+        assert ours.to_wire() == sig.to_wire(), rr.rdtype
+        # the names really were upper case and were lowercased for signing
+        wire = rr[0].to_digestable()
+        if wire != canonical_rdatas(rr)[0]:
+            checked += 1
+    assert checked == 7  # MB MG MR MD MF MINFO, and the A6 with a prefix name
