@@ -9,6 +9,8 @@ import random
 import re
 import shutil
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,6 @@ Mail        A   192.0.2.25
 www         A   192.0.2.2
             TXT "hello \"world\"" "semi\;colon"
 *.wild      TXT "wildcard"
-*           MX  10 mail
 a.b.c.ent   A   192.0.2.3
 x.y.z.deep.deeper.deepest A 192.0.2.4
 UPPER.Case  A   192.0.2.5
@@ -203,3 +204,131 @@ def sub_line(text: str, pattern: str, old: str, new: str) -> str:
         out.append(ln)
     assert done, f"pattern {pattern!r} matched nothing"
     return "\n".join(out) + "\n"
+
+
+# -- our signer -----------------------------------------------------------------------------
+POLICY = """zone: {origin}
+signer:
+  algorithm: ECDSAP256SHA256
+  signature_validity: P14D
+  refresh: P5D
+  jitter: PT12H
+  inception_offset: PT1H
+  nsec: {nsec}
+  nsec3: {{salt: "{salt}", iterations: {iterations}, opt_out: {optout}}}
+  serial: keep
+  bundle_margin: P2D
+  bundle_warning: P14D
+ksk:
+  algorithms: [ECDSAP256SHA256]
+  bits: [256]
+  dnskey_ttl: PT1H
+  signature_validity: {{min: P21D, max: P21D}}
+  bundle_spacing: P10D
+  bundle_interval: {{min: P9D, max: P11D}}
+  bundle_count: {{min: 1, max: 28}}
+  overlap: {{min: P9D, max: P12D}}
+  cycle: {{min: P79D, max: P271D}}
+  horizon: P300D
+  keys:
+    ksk: {{key: "pkcs11:token=ksk-primary;object=ksk"}}
+  schema:
+    - {{sign: [ksk]}}
+"""
+
+
+def write_policy(
+    path: Path,
+    origin: str = ORIGIN,
+    *,
+    nsec3: bool = False,
+    optout: bool = False,
+    salt: str = "-",
+    iterations: int = 0,
+) -> Path:
+    path.write_text(
+        POLICY.format(
+            origin=origin,
+            nsec="nsec3" if nsec3 else "nsec",
+            salt=salt,
+            iterations=iterations,
+            optout="true" if optout else "false",
+        )
+    )
+    return path
+
+
+def write_response(
+    path: Path,
+    keys: BindKeys,
+    *,
+    origin: str = ORIGIN,
+    inception: int,
+    expiration: int,
+    ttl: int = 3600,
+) -> Path:
+    """A one-bundle key-bundle response: DNSKEY RRset {KSK, ZSK} signed by the KSK."""
+    import dns.name
+
+    from signer.bundles.model import Bundle, BundleSet
+    from signer.bundles.textformat import dump_response
+    from signer.rrsig import sign_rrset
+
+    ksk = keys.ksk_soft()
+    zone = dns.name.from_text(origin)
+    b = Bundle("b1", inception, expiration, ttl, (ksk.dnskey, keys.zsk_soft().dnskey))
+    sig = sign_rrset(b.dnskey_rrset(zone), ksk, zone, inception, expiration)
+    b = Bundle("b1", inception, expiration, ttl, b.keys, (sig,))
+    path.write_text(dump_response(BundleSet(zone, (b,), "response")))
+    return path
+
+
+def zonesigner(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `zonesigner` command (the installed console script)."""
+    exe = Path(sys.executable).with_name("zonesigner")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def sign_with_zonesigner(
+    zone_file: Path,
+    keys: BindKeys,
+    out: Path,
+    *,
+    origin: str = ORIGIN,
+    nsec3: bool = False,
+    optout: bool = False,
+    salt: str = "-",
+    iterations: int = 0,
+    now: int | None = None,
+    jobs: int = 1,
+    verify: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """Sign with `zonesigner sign` (the BIND ZSK file, a response signed by the BIND KSK)."""
+    when = int(time.time()) if now is None else now
+    d = out.parent
+    policy = write_policy(
+        d / f"{out.name}.policy.yaml",
+        origin,
+        nsec3=nsec3,
+        optout=optout,
+        salt=salt,
+        iterations=iterations,
+    )
+    resp = write_response(
+        d / f"{out.name}.skr",
+        keys,
+        origin=origin,
+        inception=when - 86400,
+        expiration=when + 30 * 86400,
+    )
+    args = ["sign", str(zone_file), "--origin", origin, "--bundles", str(resp)]
+    args += ["--zsk", str(keys.zsk.with_suffix(".private")), "--out", str(out)]
+    args += ["--policy", str(policy), "--now", str(when), "--jobs", str(jobs)]
+    args += ["--trust-anchor", str(keys.ds_file(origin))]
+    if verify:
+        args += ["--verify", verify]
+    p = zonesigner(*args, *extra)
+    if p.returncode != 0:
+        raise AssertionError(f"zonesigner {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
+    return out
