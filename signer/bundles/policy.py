@@ -611,7 +611,9 @@ def _ksk(r: _Reader, node: yaml.Node, zone: dns.name.Name | None) -> KskPolicy:
     for a in kp.algorithms:
         lo, hi = INFO[a].allowed_bits
         if not any(lo <= b <= hi for b in kp.bits):
-            raise r.fail(node, f"ksk: no size in ksk.bits suits {a.name} ({lo}..{hi})")
+            raise r.fail(
+                m.get("bits", node), f"ksk: no size in ksk.bits suits {a.name} ({lo}..{hi})"
+            )
     if not kp.bundle_interval.min <= kp.bundle_spacing <= kp.bundle_interval.max:
         raise r.fail(node, "ksk: bundle_spacing lies outside ksk.bundle_interval")
     if kp.signature_validity.max <= kp.bundle_spacing:
