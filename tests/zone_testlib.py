@@ -100,6 +100,8 @@ class BindKeys:
     directory: Path
     ksk: Path  # K*.key
     zsk: Path
+    algorithm: str = "ECDSAP256SHA256"
+    bits: int = 256
 
     def ksk_soft(self) -> SoftKey:
         return load_bind_private(self.ksk)
@@ -117,15 +119,15 @@ class BindKeys:
 
 
 def bind_keys(
-    directory: Path, origin: str = ORIGIN, algorithm: str = "ECDSAP256SHA256"
+    directory: Path, origin: str = ORIGIN, algorithm: str = "ECDSAP256SHA256", bits: int = 256
 ) -> BindKeys:
     directory.mkdir(parents=True, exist_ok=True)
     keygen = require("dnssec-keygen")
-    ksk = run(
-        [keygen, "-q", "-K", str(directory), "-a", algorithm, "-f", "KSK", origin]
-    ).stdout.strip()
-    zsk = run([keygen, "-q", "-K", str(directory), "-a", algorithm, origin]).stdout.strip()
-    return BindKeys(directory, directory / f"{ksk}.key", directory / f"{zsk}.key")
+    size = ["-b", str(bits)] if algorithm.startswith("RSA") else []
+    base = [keygen, "-q", "-K", str(directory), "-a", algorithm, *size]
+    ksk = run([*base, "-f", "KSK", origin]).stdout.strip()
+    zsk = run([*base, origin]).stdout.strip()
+    return BindKeys(directory, directory / f"{ksk}.key", directory / f"{zsk}.key", algorithm, bits)
 
 
 def bind_sign(
@@ -209,7 +211,8 @@ def sub_line(text: str, pattern: str, old: str, new: str) -> str:
 # -- our signer -----------------------------------------------------------------------------
 POLICY = """zone: {origin}
 signer:
-  algorithm: ECDSAP256SHA256
+  algorithm: {algorithm}
+  bits: {bits}
   signature_validity: P14D
   refresh: P5D
   jitter: PT12H
@@ -220,8 +223,8 @@ signer:
   bundle_margin: P2D
   bundle_warning: P14D
 ksk:
-  algorithms: [ECDSAP256SHA256]
-  bits: [256]
+  algorithms: [{algorithm}]
+  bits: [{bits}]
   dnskey_ttl: PT1H
   signature_validity: {{min: P21D, max: P21D}}
   bundle_spacing: P10D
@@ -245,9 +248,13 @@ def write_policy(
     optout: bool = False,
     salt: str = "-",
     iterations: int = 0,
+    algorithm: str = "ECDSAP256SHA256",
+    bits: int = 256,
 ) -> Path:
     path.write_text(
         POLICY.format(
+            algorithm=algorithm,
+            bits=bits,
             origin=origin,
             nsec="nsec3" if nsec3 else "nsec",
             salt=salt,
@@ -314,6 +321,8 @@ def sign_with_zonesigner(
         optout=optout,
         salt=salt,
         iterations=iterations,
+        algorithm=keys.algorithm,
+        bits=keys.bits,
     )
     resp = write_response(
         d / f"{out.name}.skr",
