@@ -7,6 +7,8 @@ so a swapped or dropped word is noticed by ear. Checked against the list's publi
 
 from __future__ import annotations
 
+from signer.errors import InputError
+
 _EVEN = """
     aardvark absurd accrue acme adrift adult afflict ahead aimless Algol allow alone ammo
     ancient apple artist assume Athens atlas Aztec baboon backfield backward banjo beaming
@@ -66,13 +68,19 @@ _ODD = """
 assert len(_EVEN) == 256 and len(_ODD) == 256
 
 
+class PgpWordError(InputError, ValueError):
+    """A word that is not in the PGP word list for its position (an InputError, exit 2;
+    still a ValueError for callers written against the first version)."""
+
+
 def pgp_words(data: bytes) -> str:
     """Spell ``data`` in PGP words, space-separated."""
     return " ".join((_EVEN if i % 2 == 0 else _ODD)[b] for i, b in enumerate(data))
 
 
 def from_pgp_words(text: str) -> bytes:
-    """Inverse of :func:`pgp_words` (case-insensitive); raises ValueError on a wrong word."""
+    """Inverse of :func:`pgp_words` (case-insensitive); raises :class:`PgpWordError`
+    (an :class:`~signer.errors.InputError`) on a word wrong for its position."""
     even = {w.lower(): i for i, w in enumerate(_EVEN)}
     odd = {w.lower(): i for i, w in enumerate(_ODD)}
     out = bytearray()
@@ -81,7 +89,7 @@ def from_pgp_words(text: str) -> bytes:
         try:
             out.append(table[word.lower()])
         except KeyError:
-            raise ValueError(
+            raise PgpWordError(
                 f"word {pos + 1} ({word!r}) is not a PGP word for its position"
             ) from None
     return bytes(out)

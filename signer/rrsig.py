@@ -55,8 +55,11 @@ def to_time(value: str | int) -> int:
     if isinstance(value, int):
         return value
     if len(value) == 14 and value.isdigit():
-        return calendar.timegm(time.strptime(value, "%Y%m%d%H%M%S"))
-    if value.isdigit():
+        try:
+            return calendar.timegm(time.strptime(value, "%Y%m%d%H%M%S"))
+        except ValueError:
+            raise InputError(f"bad RRSIG time {value!r} (not a valid UTC date and time)") from None
+    if value.isascii() and value.isdigit():
         return int(value)
     raise InputError(f"bad RRSIG time {value!r} (want YYYYMMDDHHMMSS)")
 
