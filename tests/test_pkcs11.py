@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import pickle
 from pathlib import Path
@@ -23,6 +24,7 @@ from signer.keys.pkcs11 import (
     EC_PARAMS,
     DuplicateKey,
     KeyNotFound,
+    KeyPairMismatch,
     LabelExists,
     MechanismMissing,
     ModuleNotFound,
@@ -300,3 +302,43 @@ def test_errors_have_exit_codes() -> None:
     assert ModuleNotFound("x").exit_code == EXIT_TOKEN
     assert DuplicateKey("x").exit_code == EXIT_CHECK
     assert InputError("x").exit_code == EXIT_INPUT
+
+
+def test_rsa_default_size_is_2048(lab: hsmlab.Lab) -> None:
+    with open_rw(lab) as tok:
+        key = tok.generate("rsa-default", Algorithm.RSASHA256)
+        assert key.dnskey.bits == 2048
+        assert len(key.sign(b"x")) == 256
+
+
+def test_dnskey_record_object_must_match_token_key(lab: hsmlab.Lab) -> None:
+    """A DNSKEY record object whose public key differs from the token key is refused."""
+    with open_rw(lab) as tok:
+        a = tok.generate("a", Algorithm.ECDSAP256SHA256, ksk=True)
+        b = tok.generate("b", Algorithm.ECDSAP256SHA256)
+        # Re-point a's record at b's public key (a real token state, no fake involved).
+        s = tok.session
+        (meta,) = s.get_objects({Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: "a"})
+        meta.destroy()
+        doc = json.dumps(
+            {
+                "format": "dnssec-ceremony-dnskey/1",
+                "id": a.id.hex(),
+                "dnskey": "257 3 13 " + b.dnskey.rdata_text().split()[-1],
+            }
+        )
+        s.create_object(
+            {
+                Attribute.CLASS: ObjectClass.DATA,
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: False,
+                Attribute.LABEL: "a",
+                Attribute.APPLICATION: "dnssec-ceremony/dnskey",
+                Attribute.VALUE: doc.encode(),
+            }
+        )
+        with pytest.raises(KeyPairMismatch) as ei:
+            tok.find(label="a")
+        assert ei.value.exit_code == EXIT_TOKEN and "another public key" in str(ei.value)
+        problems = {i.label: i.problem for i in tok.list_keys()}
+        assert problems["b"] is None and "another public key" in (problems["a"] or "")
