@@ -16,7 +16,15 @@ from signer.bundles.importer import import_response
 from signer.bundles.manifest import manifest_path
 from signer.bundles.model import BundleSet
 from signer.bundles.planner import Plan, PlannedZsk, plan_request, timeline_table
-from signer.bundles.policy import Policy, Window, load_policy, parse_duration, parse_time, time_text
+from signer.bundles.policy import (
+    Policy,
+    Window,
+    format_duration,
+    load_policy,
+    parse_duration,
+    parse_time,
+    time_text,
+)
 from signer.bundles.request import add_proofs, declared_policy, read_request, write_request
 from signer.cli.common import EXIT_CODES_HELP
 from signer.dnskey import DsRecord
@@ -153,7 +161,7 @@ def plan_cmd(
     Console().print(timeline_table(plan.request))
     click.echo(
         f"coverage proven from {time_text(plan.coverage_from)} to {time_text(w.end)} with at "
-        f"least {pol.signer.bundle_margin}s left in every instant"
+        f"least {format_duration(pol.signer.bundle_margin)} left at every instant"
     )
 
 
