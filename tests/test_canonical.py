@@ -265,9 +265,9 @@ BIND_ALGS = [Algorithm.ED25519, Algorithm.RSASHA256, Algorithm.ECDSAP256SHA256]
 DETERMINISTIC = {Algorithm.ED25519, Algorithm.RSASHA256}
 
 
-def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+def _run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     tool = require_tool(argv[0])
-    return subprocess.run([tool, *argv[1:]], capture_output=True, text=True, check=False)
+    return subprocess.run([tool, *argv[1:]], capture_output=True, text=True, check=False, cwd=cwd)
 
 
 def _bind_signed(directory: Path, alg: Algorithm) -> tuple[dns.zone.Zone, dict[int, SoftKey]]:
@@ -281,7 +281,7 @@ def _bind_signed(directory: Path, alg: Algorithm) -> tuple[dns.zone.Zone, dict[i
         key = load_bind_private(directory / (proc.stdout.strip() + ".private"))
         keys[key.dnskey.key_tag] = key
     proc = _run(
-        "dnssec-signzone", "-K", str(directory), "-o", "example.", "-S",
+        "dnssec-signzone", "-K", str(directory), "-d", str(directory), "-o", "example.", "-S",
         "-s", str(INCEPTION), "-e", str(EXPIRATION),
         "-f", str(directory / "signed.zone"), str(directory / "example.zone"),
     )  # fmt: skip
@@ -436,7 +436,8 @@ def test_obsolete_types_match_bind(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     key = load_bind_private(tmp_path / (proc.stdout.strip() + ".private"))
     proc = _run(
-        "dnssec-signzone", "-K", str(tmp_path), "-o", "example.", "-S", "-z", "-O", "full",
+        "dnssec-signzone", "-K", str(tmp_path), "-d", str(tmp_path), "-o", "example.", "-S",
+        "-z", "-O", "full",
         "-s", str(INCEPTION), "-e", str(EXPIRATION),
         "-f", str(tmp_path / "signed.zone"), str(tmp_path / "obs.zone"),
     )  # fmt: skip

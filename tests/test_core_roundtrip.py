@@ -29,9 +29,7 @@ def test_sign_validates_with_dnspython(alg: Algorithm) -> None:
     )
     sig = sign_rrset(rr, k, ORIGIN, NOW - 3600, NOW + 86400)
     assert sig.labels == 3  # wildcard label not counted
-    dns.dnssec.validate(
-        rr, dns.rrset.from_rdata(rr.name, 300, sig), {ORIGIN: keyset}, now=NOW
-    )
+    dns.dnssec.validate(rr, dns.rrset.from_rdata(rr.name, 300, sig), {ORIGIN: keyset}, now=NOW)
     assert verify_rrset(rr, sig, [dk], now=NOW) == dk
     ds = make_ds(ORIGIN, dk)
     assert ds.digest == dns.dnssec.make_ds(ORIGIN, dk.to_rdata(), "SHA256").digest
@@ -69,3 +67,26 @@ def test_revoke_flag_changes_tag() -> None:
 def test_labels() -> None:
     assert rrsig_labels(dns.name.from_text("*.a.example.")) == 2
     assert rrsig_labels(dns.name.root) == 0
+
+
+def test_bind_key_file_with_parentheses(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from conftest import require_tool
+
+    from signer.errors import InputError
+    from signer.keys.soft import load_bind_private
+
+    out = subprocess.run(
+        [require_tool("dnssec-keygen"), "-K", str(tmp_path), "-a", "ED25519", "example."],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    keyfile = tmp_path / f"{out}.key"
+    text = keyfile.read_text().replace("DNSKEY 256 3 15 ", "DNSKEY ( 256 3 15 ") + " )\n"
+    keyfile.write_text(text)
+    assert load_bind_private(tmp_path / f"{out}.private").dnskey.flags == 256
+    keyfile.write_text("example. IN DNSKEY ( )\n")
+    with pytest.raises(InputError, match="no DNSKEY flags"):
+        load_bind_private(tmp_path / f"{out}.private")

@@ -198,8 +198,11 @@ def load_bind_private(path: str | os.PathLike[str]) -> SoftKey:
         for line in keyfile.read_text().splitlines():
             if line.startswith(";") or "DNSKEY" not in line:
                 continue
-            rdata = line.split("DNSKEY", 1)[1].split()
-            flags = int(rdata[0])
+            rdata = line.split("DNSKEY", 1)[1].replace("(", " ").split()
+            try:
+                flags = int(rdata[0])
+            except (IndexError, ValueError):
+                raise InputError("no DNSKEY flags in the key file", path=str(keyfile)) from None
             break
     return SoftKey(private, alg, flags, str(p))
 
