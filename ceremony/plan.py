@@ -266,7 +266,7 @@ class Plan:
 # -- templating ------------------------------------------------------------------------------
 def template_env() -> SandboxedEnvironment:
     return SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
 
 

@@ -539,6 +539,7 @@ class Runner:
                     f"{p.sha256} != {begin.data.get('plan_sha256')}); refusing to continue"
                 )
             if t.sealed:
+                t.write_seal_file()
                 self.say(
                     f"ceremony {p.metadata.id} is complete and sealed; final hash {t.records[-1].hash}"
                 )

@@ -518,14 +518,23 @@ class Transcript:
     def seal(self, *, person: str | None = None, role: str | None = None) -> Seal:
         """Append the ``seal`` record, write ``transcript.seal``; return the final hash."""
         last_step = max((r.step for r in self.records if r.step is not None), default=None)
-        rec = self.append(
+        self.append(
             "seal",
             role=role,
             person=person,
             data={"records": len(self.records) + 1, "final_step": last_step},
         )
+        return self.write_seal_file()
+
+    def write_seal_file(self) -> Seal:
+        """(Re)write ``transcript.seal`` from the seal record (e.g. after a kill right after
+        the seal record was fsynced but before the file was written)."""
+        if not self.sealed:
+            raise ValueError("the transcript is not sealed")
+        rec = self.records[-1]
         seal = Seal(rec.hash, words(rec.hash), len(self.records))
-        write_atomic(self.dir / SEAL_NAME, seal.text())
+        if read_seal(self.dir) != rec.hash:
+            write_atomic(self.dir / SEAL_NAME, seal.text())
         return seal
 
 
