@@ -426,15 +426,22 @@ class Conduct:
     quorum_logins: int
 
 
-def _needs_quorum(action: str | None) -> bool:
+# Actions that use a KSK: with a quorum in the plan, a quorum login must precede them.
+KSK_ACTIONS = frozenset({"sign-request"})
+
+
+def _needs_quorum(action: str | None, params: Any) -> bool:
     if action is None:
         return False
+    if action in KSK_ACTIONS:
+        return True
+    if action == "generate-key":
+        return not isinstance(params, dict) or params.get("ksk", True) is not False
     try:
         from ceremony import actions
     except ImportError:  # pragma: no cover - the engine ships actions
         return False
-    spec = actions.REGISTRY.get(action)
-    return bool(getattr(spec, "needs_quorum", False))
+    return bool(getattr(actions.REGISTRY.get(action), "needs_quorum", False))
 
 
 def _check_conduct(plan: Any, records: list[tr.Record]) -> Conduct:
@@ -533,7 +540,11 @@ def _check_conduct(plan: Any, records: list[tr.Record]) -> Conduct:
         elif ev == "action-started" and step is not None:
             if step.kind != "action":
                 raise AuditStepIncomplete(f"step {step.number} is not an action", seq=rec.seq)
-            if _needs_quorum(step.action) and quorum_seq is None:
+            if (
+                plan.quorum is not None
+                and _needs_quorum(step.action, rec.data.get("params"))
+                and quorum_seq is None
+            ):
                 raise AuditQuorumBroken(
                     f"step {step.number} ({step.action}) needs a quorum login; none preceded it",
                     seq=rec.seq,

@@ -432,7 +432,7 @@ def collect_report_data(directory: Path) -> ReportData:
             officers = ", ".join(str(o) for o in r.data.get("officers") or [])
             text = (
                 f"quorum login of {roles_title(str(r.data.get('role', '')))}: "
-                f"{officers} ({r.data.get('m', '?')} of {r.data.get('n', '?')} needed)"
+                f"{officers} (quorum {r.data.get('m', '?')} of {r.data.get('n', '?')})"
             )
         elif r.event == "pause":
             text = f"paused after step {r.data.get('after_step')}"
@@ -483,6 +483,21 @@ def collect_report_data(directory: Path) -> ReportData:
             artifacts.append(
                 ArtifactRow(rel, str(rec.step) if rec.step is not None else "—", size, sha)
             )
+
+    for r in records:
+        torn = r.data.get("torn_tail") if r.event == "resume" else None
+        if isinstance(torn, dict) and isinstance(torn.get("path"), str):
+            p = directory / torn["path"]
+            if torn["path"] not in seen and len(str(torn.get("sha256", ""))) == 64:
+                seen.add(torn["path"])
+                artifacts.append(
+                    ArtifactRow(
+                        torn["path"],
+                        "resume",
+                        _size(p.stat().st_size) if p.is_file() else "missing",
+                        str(torn["sha256"]),
+                    )
+                )
 
     # Coverage of the (first) response produced
     coverage = None

@@ -66,6 +66,17 @@ sections:
         role: CA
 """
 
+# The fixture plan with its hash step replaced by a KSK generation (needs the quorum first).
+PLAN_KEYGEN = PLAN.replace(
+    """      - action: show-hash
+        role: CA
+        params: {file: artifacts/skr.txt}""",
+    """      - action: generate-key
+        role: CA
+        params: {token: ksk-primary, label: ksk-2026, algorithm: 13}""",
+)
+assert PLAN_KEYGEN != PLAN
+
 PEOPLE = {"CA": "Alice Admin", "IW": "Walter Witness", "CO": "Carol Officer"}
 INITIALS = {"Walter Witness": "WW"}
 DAY = 86400
@@ -116,6 +127,7 @@ def build(
     response_bundles: int = 9,
     foreign_ksk: bool = False,
     corrupt_sig: bool = False,
+    quorum: bool = True,
 ) -> Built:
     """Run the fixture plan into ``directory`` the way the runner records a ceremony."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -140,12 +152,13 @@ def build(
                 "tool_version": "test",
             },
         )
-        t.append(
-            "quorum",
-            role="CO",
-            person=quorum_officers[0],
-            data={"role": "CO", "m": 2, "n": 3, "officers": list(quorum_officers)},
-        )
+        if quorum:
+            t.append(
+                "quorum",
+                role="CO",
+                person=quorum_officers[0],
+                data={"role": "CO", "m": 2, "n": 3, "officers": list(quorum_officers)},
+            )
         for step in plan.steps:
             n = step.number
             if n == omit:
@@ -199,7 +212,7 @@ def build(
                     "action-started",
                     step=n,
                     role=tr.SYSTEM_ROLE,
-                    data={"action": step.action, "params": {}, "idempotent": False},
+                    data={"action": step.action, "params": dict(step.params), "idempotent": False},
                 )
                 if step.action == "write-file":
                     ref = t.store_artifact("skr.txt", skr_text)

@@ -260,6 +260,16 @@ def test_quorum_officer_counted_twice_fails(tmp_path: Path) -> None:
     expect("AUDIT-QUORUM", d)
 
 
+def test_ksk_generation_without_a_quorum_login_fails(tmp_path: Path) -> None:
+    d = auditkit.build(tmp_path / "c", plan_text=auditkit.PLAN_KEYGEN, quorum=False).dir
+    e = expect("AUDIT-QUORUM", d)
+    assert "step 4 (generate-key) needs a quorum login" in str(e)
+    ok = auditkit.build(tmp_path / "c2", plan_text=auditkit.PLAN_KEYGEN).dir
+    assert audit.verify_ceremony_dir(ok).quorum_logins == 1
+    # A plan without KSK actions needs no quorum login.
+    audit.verify_ceremony_dir(auditkit.build(tmp_path / "c3", quorum=False).dir)
+
+
 def test_witness_initialling_their_own_step_fails(tmp_path: Path) -> None:
     d = auditkit.build(tmp_path / "c", initialler="Alice Admin").dir
     e = expect("AUDIT-ROLE", d)
