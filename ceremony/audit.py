@@ -369,7 +369,7 @@ def verify_ceremony_dir(path: str | Path, *, seal: str | None = None) -> AuditRe
     plan = _plan_view(directory, records)
     conduct = _check_conduct(plan, records)
     final = _check_seal(directory, records, seal)
-    responses = _check_responses(directory, records, plan)
+    responses = _check_responses(directory, records, plan, warnings)
     result = AuditResult(
         directory=str(directory),
         ceremony_id=records[0].ceremony,
@@ -724,7 +724,9 @@ def recorded_ksks(records: list[tr.Record]) -> list[Any]:
     return keys
 
 
-def _check_responses(directory: Path, records: list[tr.Record], plan: Any) -> list[ResponseCheck]:
+def _check_responses(
+    directory: Path, records: list[tr.Record], plan: Any, warnings: list[str]
+) -> list[ResponseCheck]:
     from signer.errors import VerificationError
     from signer.rrsig import RrsigHeader, verify_rrset
 
@@ -732,6 +734,11 @@ def _check_responses(directory: Path, records: list[tr.Record], plan: Any) -> li
     if not found:
         return []
     ksks = recorded_ksks(records)
+    if not ksks:
+        warnings.append(
+            "no KSK DNSKEY is recorded in this ceremony (an output named *dnskey*): responses "
+            "were verified against the SEP keys they carry; compare their key tags with the DS"
+        )
     checks: list[ResponseCheck] = []
     for seq, rel in found:
         try:

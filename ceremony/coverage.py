@@ -107,6 +107,7 @@ GRID = "#e3e7ec"
 BAR = "#2f7d74"
 BAR_ALT = "#3f9a8f"
 OVERLAP = "#f2b134"
+OVERLAP3 = "#c77d0a"  # three or more valid at once
 GAP = "#d64545"
 MARK = "#5b4bc4"
 
@@ -198,9 +199,20 @@ def svg(cov: Coverage, *, marker: int | None = None, marker_label: str = "ceremo
                 f'<rect x="{x0:.1f}" y="{top}" width="{x1 - x0:.1f}" height="{n * row_h}" '
                 f'fill="{OVERLAP}" opacity="0.13"/>'
             )
-        colour = GAP if seg.depth == 0 else OVERLAP if seg.depth > 1 else BAR
+        colour = (
+            GAP
+            if seg.depth == 0
+            else OVERLAP3
+            if seg.depth > 2
+            else OVERLAP
+            if seg.depth > 1
+            else BAR
+        )
         kind = "gap" if seg.depth == 0 else "overlap" if seg.depth > 1 else "covered"
-        tip = f"{kind}: {_datetime(seg.start)} to {_datetime(seg.end)} ({seg.days:.1f} days)"
+        tip = (
+            f"{kind} ({seg.depth} valid): {_datetime(seg.start)} to {_datetime(seg.end)} "
+            f"({seg.days:.1f} days)"
+        )
         out.append(
             f'<rect class="seg {kind}" x="{x0:.1f}" y="{strip_y}" width="{max(x1 - x0, 1):.1f}" '
             f'height="{strip_h}" fill="{colour}"><title>{escape(tip)}</title></rect>'

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,10 @@ def _site_copy(name: str, tmp: Path) -> tuple[Path, Path]:
 
 def _rehearse(name: str, tmp: Path, lab_root: Path) -> Path:
     plan_copy, _media = _site_copy(name, tmp)
+    return _run(plan_copy, name, tmp, lab_root)
+
+
+def _run(plan_copy: Path, name: str, tmp: Path, lab_root: Path) -> Path:
     cdir = tmp / "ceremony"
     r = subprocess.run(
         [
@@ -191,15 +196,102 @@ def test_ksk_generation_rehearsal(lab, tmp_path: Path) -> None:  # type: ignore[
     assert "Audit verified" in html and "KSK generation ceremony" in html
 
 
-@pytest.mark.parametrize(
-    "name", ["zsk-and-bundles.yaml", "quarterly-signing.yaml", "emergency-9-months.yaml"]
-)
-def test_signing_rehearsals(name: str, lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _zonesigner() -> list[str]:
+    exe = REPO / ".venv" / "bin" / "zonesigner"
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-c", "from signer.cli.main import main; main()"]
+
+
+def _ok(cmd: list[str]) -> str:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, (cmd, r.stdout[-2000:], r.stderr[-2000:])
+    return r.stdout
+
+
+def _prepare_request(lab_root: Path, media: Path, policy: str, request: str) -> None:
+    """What happens before a signing ceremony: the KSK exists (ksk-generation.yaml made it),
+    and the zone operator planned the window and wrote the KSR (+ manifest) onto the stick."""
+    pins = lab_root / "pins"
+    _ok(
+        [
+            *_zonesigner(),
+            "key",
+            "generate",
+            "pkcs11:token=ksk-primary;object=ksk-2026",
+            "-a",
+            "13",
+            "--ksk",
+            "--zone",
+            "example.",
+            "--pin-file",
+            str(pins / "ksk-primary.pin"),
+        ]
+    )
+    _ok(
+        [
+            *_zonesigner(),
+            "key",
+            "generate",
+            "pkcs11:token=zsk;object=zsk-rehearsal",
+            "-a",
+            "13",
+            "--zsk",
+            "--zone",
+            "example.",
+            "--pin-file",
+            str(pins / "zsk.pin"),
+        ]
+    )
+    start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() + 86400))
+    _ok(
+        [
+            *_zonesigner(),
+            "bundles",
+            "request",
+            "--policy",
+            str(POLICIES / policy),
+            "--zsk",
+            "pkcs11:token=zsk;object=zsk-rehearsal",
+            "--pin-file",
+            str(pins / "zsk.pin"),
+            "--start",
+            start,
+            "-o",
+            str(media / request),
+        ]
+    )
+
+
+SIGNING = {
+    # script: (policy, request file on the stick, bundles expected)
+    "quarterly-signing.yaml": ("example-quarter.yaml", "ksr.txt", 9),
+    "emergency-9-months.yaml": ("example-9-months.yaml", "ksr-9-months.txt", 27),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIGNING))
+def test_signing_rehearsal(name: str, lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _need_actions(SCRIPTS / name)
-    if name != "zsk-and-bundles.yaml":
-        pytest.skip(
-            f"{name}: the rehearsal's request on the stick is prepared once sign-request lands"
-        )
+    policy, request, bundles = SIGNING[name]
+    plan_copy, media = _site_copy(name, tmp_path)
+    _prepare_request(lab.root, media, policy, request)
+    cdir = _run(plan_copy, name, tmp_path, lab.root)
+    result = audit.verify_ceremony_dir(cdir)
+    assert len(result.responses) == 1 and result.responses[0].bundles == bundles
+    out = tmp_path / "report.html"
+    report.render_report(cdir, out)
+    assert html_has_chart(out.read_text(), bundles)
+
+
+def test_zsk_and_bundles_rehearsal(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    name = "zsk-and-bundles.yaml"
+    _need_actions(SCRIPTS / name)
     cdir = _rehearse(name, tmp_path, lab.root)
     result = audit.verify_ceremony_dir(cdir)
     assert len(result.responses) == 1 and result.responses[0].bundles >= 9
+    assert result.warnings == ()  # the KSK made in this ceremony signed the response
+
+
+def html_has_chart(html: str, bundles: int) -> bool:
+    return "Audit verified" in html and html.count('class="bundle"') == bundles
