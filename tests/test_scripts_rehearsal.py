@@ -155,9 +155,21 @@ def _run(plan_copy: Path, name: str, tmp: Path, lab_root: Path) -> Path:
 
 
 def test_ksk_generation_rehearsal(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Through scripts/rehearsal/rehearse.py, as `make demo` runs it: run, verify, report."""
     name = "ksk-generation.yaml"
     _need_actions(SCRIPTS / name)
-    cdir = _rehearse(name, tmp_path, lab.root)
+    tool = [sys.executable, str(REHEARSAL / "rehearse.py"), "ksk-generation"]
+    r = subprocess.run(
+        [*tool, "--lab", str(lab.root), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    report_path = tmp_path / "ksk-generation-report.html"
+    assert f"audit report: {report_path}" in r.stdout
+    cdir = tmp_path / "ceremony"
     result = audit.verify_ceremony_dir(cdir)
     assert result.steps == 18 and result.exceptions == 1 and result.quorum_logins == 1
     # The KSK exists on the token, its DS is on the print-out and on the stick.
@@ -169,6 +181,8 @@ def test_ksk_generation_rehearsal(lab, tmp_path: Path) -> None:  # type: ignore[
     keys = audit.recorded_ksks(audit._read_records(cdir)[0])
     assert len(keys) == 1 and keys[0].is_sep
     assert f"key tag {keys[0].key_tag}" in printout
+    html = report_path.read_text()
+    assert "Audit verified" in html and "KSK generation ceremony" in html
     # Running it again resumes a sealed ceremony: nothing is generated twice.
     again = subprocess.run(
         [
@@ -190,10 +204,14 @@ def test_ksk_generation_rehearsal(lab, tmp_path: Path) -> None:  # type: ignore[
     assert again.returncode == 0 and "Traceback" not in again.stderr
     assert "complete and sealed" in again.stdout
     assert audit.verify_ceremony_dir(cdir).seal == result.seal
-    out = tmp_path / "report.html"
-    report.render_report(cdir, out)
-    html = out.read_text()
-    assert "Audit verified" in html and "KSK generation ceremony" in html
+    # A site variable the script does not have is an input error.
+    bad = subprocess.run(
+        [*tool, "--lab", str(lab.root), "--out", str(tmp_path / "x"), "--set", "nope=1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "no variable 'nope'" in bad.stderr
 
 
 def _zonesigner() -> list[str]:
