@@ -9,6 +9,8 @@ AUDIT-CHAIN        every line is a canonical record; sequence, ``prev`` links an
                    nothing after the last complete record
 AUDIT-ARTIFACT     the plan as run and every input/output file hashes as recorded; every recorded
                    value hashes as recorded
+AUDIT-SEAL         the transcript ends with the seal record; ``transcript.seal`` matches it; a
+                   hash or PGP words given by a witness match it
 AUDIT-ROLE         every person acting is on the roster and holds the role recorded; steps are
                    confirmed by the step's role and initialled by a witness who is someone else;
                    no person holds two incompatible roles
@@ -18,8 +20,6 @@ AUDIT-EXCEPTION    every exception was acknowledged by a second participant befo
                    on; every skip and abort cites an acknowledged exception
 AUDIT-STEP         every step of the plan completed (confirmed, initialled; actions ran once and
                    completed) or was skipped under an acknowledged exception; not aborted
-AUDIT-SEAL         the transcript ends with the seal record; ``transcript.seal`` matches it; a
-                   hash or PGP words given by a witness match it
 AUDIT-RESPONSE     every key-bundle response (SKR) produced verifies against the KSK: each bundle's
                    DNSKEY RRset is signed by a SEP key of that RRset, in its validity window
 =================  ==============================================================================
@@ -366,9 +366,9 @@ def verify_ceremony_dir(path: str | Path, *, seal: str | None = None) -> AuditRe
     records, _ = _read_records(directory)
     _check_chain(directory, records)
     n_art, warnings = _check_artifacts(directory, records)
+    final = _check_seal(directory, records, seal)
     plan = _plan_view(directory, records)
     conduct = _check_conduct(plan, records)
-    final = _check_seal(directory, records, seal)
     responses = _check_responses(directory, records, plan, warnings)
     result = AuditResult(
         directory=str(directory),

@@ -382,3 +382,29 @@ def _rewrite(
     path.write_bytes(b"".join(tr.canonical_json(r) + b"\n" for r in recs))
     if recs[-1]["event"] == "seal":
         (d / tr.SEAL_NAME).write_text(tr.Seal(prev, tr.words(prev), len(recs)).text())
+
+
+def test_real_run_paused_torn_and_resumed_verifies(tmp_path: Path) -> None:
+    """The engine's own run (tests/data/ceremony/mini.yaml): paused, a torn last line left by
+    a power cut, resumed to the end -- the audit passes and counts the torn tail."""
+    pytest.importorskip("ceremony.cli_run")
+    plan = REPO / "tests" / "data" / "ceremony" / "mini.yaml"
+    cdir = tmp_path / "cer"
+    first = tmp_path / "pause.yaml"
+    first.write_text("steps:\n  2: {blanks: {number: TEB-100}}\n  4: {pause: true}\n")
+    rest = tmp_path / "rest.yaml"
+    rest.write_text("steps:\n  2: {blanks: {number: TEB-100}}\n")
+    r1 = _cli("run", str(plan), "--dir", str(cdir), "--answers", str(first))
+    assert r1.returncode == 0, r1.stderr
+    expect("AUDIT-SEAL", cdir)  # paused: not sealed yet
+    with open(cdir / tr.TRANSCRIPT_NAME, "ab") as fh:
+        fh.write(b'{"v":1,"ceremony":"mini-2025-01","seq":')  # the power went mid-write
+    assert "bytes after the last complete record" in str(expect("AUDIT-CHAIN", cdir))
+    r2 = _cli("run", str(plan), "--dir", str(cdir), "--answers", str(rest))
+    assert r2.returncode == 0, r2.stderr
+    result = audit.verify_ceremony_dir(cdir)
+    assert result.steps == 6 and result.warnings == ()
+    assert any(p.name.startswith("torn-tail-") for p in (cdir / "artifacts").iterdir())
+    torn = next(p for p in (cdir / "artifacts").iterdir() if p.name.startswith("torn-tail-"))
+    flip(torn, 3)
+    assert "torn tail" in str(expect("AUDIT-ARTIFACT", cdir))
