@@ -1,0 +1,106 @@
+"""NSEC3 (RFC 5155, RFC 9276): hashes equal dnspython's, opt-out, ENTs, bitmaps, closure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.dnssec
+import dns.name
+import pytest
+
+from signer.zone.loader import load_zone
+from signer.zone.model import (
+    KIND_NSEC3,
+    T_NSEC3,
+    T_NSEC3PARAM,
+    Zone,
+    bitmap_types,
+    name_from_text,
+)
+from signer.zone.nsec3 import add_nsec3, b32hex, nsec3_hash
+from signer.zone.rules import classify
+
+DATA = Path(__file__).parent / "data" / "zones"
+
+
+def _signed(optout: bool, salt: bytes = b"", iterations: int = 0) -> tuple[Zone, tuple[bytes, ...]]:
+    z = load_zone(DATA / "example.zone", "example.")
+    classify(z)
+    _, ents = add_nsec3(z, salt=salt, iterations=iterations, optout=optout)
+    return z, ents
+
+
+def _records(z: Zone) -> dict[bytes, tuple[int, bytes, list[int]]]:
+    out = {}
+    for name in z.order:
+        if z.kinds[name] != KIND_NSEC3:
+            continue
+        rs = z.get(name, T_NSEC3)
+        assert rs is not None and rs.ttl == 300
+        rd = rs.rdatas[0]
+        sl = rd[4]
+        hl = rd[5 + sl]
+        out[name[1 : 1 + name[0]]] = (
+            rd[1],
+            rd[6 + sl : 6 + sl + hl],
+            bitmap_types(rd[6 + sl + hl :]),
+        )
+    return out
+
+
+@pytest.mark.parametrize(("salt", "iterations"), [(b"", 0), (b"\xab\xcd", 5)])
+def test_hashes_match_dnspython(salt: bytes, iterations: int) -> None:
+    for text in ["example.", "a.b.c.deep.example.", "*.wild.example.", "\\200bin.example."]:
+        ours = b32hex(nsec3_hash(name_from_text(text, None), salt, iterations)).decode()
+        ref = dns.dnssec.nsec3_hash(dns.name.from_text(text), salt, iterations, 1)
+        assert ours == ref.lower()
+
+
+def test_chain_without_optout_covers_every_delegation_and_ent() -> None:
+    z, ents = _signed(optout=False)
+    recs = _records(z)
+    owners = sorted(recs)
+    # closed chain in hash order
+    for i, o in enumerate(owners):
+        assert b32hex(recs[o][1]) == owners[(i + 1) % len(owners)]
+        assert recs[o][0] == 0
+
+    def h(t: str) -> bytes:
+        return b32hex(nsec3_hash(name_from_text(t, None), b"", 0))
+
+    for t in [
+        "example.",
+        "sec.example.",
+        "insec.example.",
+        "x.ent.example.",
+        "ent.example.",
+        "c.deep.example.",
+        "b.c.deep.example.",
+        "deep.example.",
+        "wild.example.",
+    ]:
+        assert h(t) in recs, t
+    assert h("ns.sec.example.") not in recs  # glue
+    assert recs[h("insec.example.")][2] == [2]  # NS only, no RRSIG at an insecure cut
+    assert recs[h("sec.example.")][2] == [2, 43, 46]
+    assert recs[h("ent.example.")][2] == []
+    assert 51 in recs[h("example.")][2]  # NSEC3PARAM at the apex
+    assert {name_from_text("ent.example.", None)} <= set(ents)
+    param = z.get(z.origin, T_NSEC3PARAM)
+    assert param is not None and param.rdatas == (b"\x01\x00\x00\x00\x00",)
+
+
+def test_optout_skips_insecure_delegations_and_their_ents() -> None:
+    z, ents = _signed(optout=True)
+    recs = _records(z)
+
+    def h(t: str) -> bytes:
+        return b32hex(nsec3_hash(name_from_text(t, None), b"", 0))
+
+    assert all(flags == 1 for flags, _, _ in recs.values())
+    assert h("sec.example.") in recs
+    assert h("insec.example.") not in recs
+    assert h("x.ent.example.") not in recs
+    assert h("ent.example.") not in recs  # ENT derived only from an opted-out delegation
+    assert name_from_text("ent.example.", None) not in ents
+    assert h("c.deep.example.") in recs
