@@ -364,7 +364,7 @@ class _Loader:
             return
         for ent in node:
             if ent[0] == rtype:
-                if ent[1] != ttl:
+                if ent[1] != ttl and rtype != T_RRSIG:  # RRSIG TTLs follow what they cover
                     raise InputError(
                         f"TTL {ttl} differs from TTL {ent[1]} of the {_tname(rtype)} "
                         f"RRset at {name_to_text(owner)} ({self._where(ent[3])}); one TTL per RRset "
