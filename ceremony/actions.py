@@ -14,6 +14,16 @@ An :class:`Action` is a small typed record::
 * ``idempotent``: whether re-running after an interruption is harmless. Non-idempotent actions
   (key generation) are never re-run after an ``action-started`` without ``action-completed``.
 * ``blanks``: labels the printed script leaves blank for the witnesses (e.g. "DS digest").
+* ``needs_quorum``: the action uses a KSK, so (when the plan has a quorum) a quorum login must
+  come first; the action refuses otherwise (CER-QUORUM) and the audit checks it (AUDIT-QUORUM).
+
+Key-bundle actions: ``make-request`` (the ZSK side: plan the policy window, proofs of
+possession, write the KSR and its manifest) and ``sign-request`` (the KSK side: every KSR-*
+check, sign with the KSK(s) on the token the quorum logged in to, re-parse and re-verify, write
+the SKR and its manifest). Both are *repeatable* (``idempotent=True``): they change nothing on
+a token, and a re-run after an interruption writes a fresh, equally valid file in place of one
+that no later step has used yet (ECDSA signatures differ between runs; the transcript records
+the hash of the file that was finally kept).
 
 PINs come from :class:`signer.pin.PinSource` (file, environment, prompt), are registered with
 the transcript as forbidden values and never returned in outputs.
@@ -107,6 +117,7 @@ class Action:
     idempotent: bool
     blanks: tuple[str, ...] = ()
     help: str = ""
+    needs_quorum: bool = False
 
 
 REGISTRY: dict[str, Action] = {}
@@ -559,5 +570,267 @@ register(
         idempotent=True,
         blanks=("Key tag", "DS digest"),
         help="Show the key tag and DS record of a KSK for the parent zone.",
+    )
+)
+
+
+# -- key bundles: make-request (ZSK side) and sign-request (KSK side) ---------------------------
+DAY = 86400
+
+
+def _words(digest: str) -> str:
+    return pgp_words(bytes.fromhex(digest))
+
+
+def _token_key(ctx: ActionContext, spec: str, what: str, *, flags: int | None = None) -> Any:
+    """Open the key a ``pkcs11:`` URI names through the ceremony's token sessions (the PIN from
+    the run's PIN source, registered as a secret); return (key, token identity)."""
+    from signer.keys.uri import is_pkcs11_uri, parse_pkcs11_uri
+
+    if not is_pkcs11_uri(spec):
+        raise InputError(f"{what} {spec!r} is not a pkcs11: URI; a ceremony uses token keys only")
+    uri = parse_pkcs11_uri(spec)
+    if uri.token is None:
+        raise InputError(f"{what} {spec!r} names no token (token=LABEL)")
+    tok = _open_token(ctx, uri.token, login=True, rw=True)
+    ident = _identity(tok)
+    _check_serial(ctx, ident)
+    return tok.find(label=uri.object, id=uri.id, flags=flags), ident
+
+
+def _file_param(ctx: ActionContext, name: str, what: str) -> Path:
+    p = Path(str(ctx.params[name]))
+    full = p if p.is_absolute() else ctx.ceremony_dir / p
+    if not full.is_file():
+        raise InputError(f"no such {what}", path=str(full))
+    return full
+
+
+def _midnight(now: int) -> int:
+    return now - now % DAY
+
+
+def _make_request_window(ctx: ActionContext, policy: Any, now: int) -> tuple[Any, str]:
+    """The window to plan: the policy's, or ``start``/``length`` from the params.
+
+    A rehearsal on a policy whose window already began before today starts it today (00:00
+    UTC) instead, and says so; a real ceremony refuses a window whose first bundle would be
+    expired before it is signed.
+    """
+    from signer.bundles.policy import Window, parse_duration, parse_time, time_text
+
+    base = policy.window
+    start_text, length_text = ctx.params.get("start"), ctx.params.get("length")
+    try:
+        start = parse_time(str(start_text)) if start_text else None
+        length = parse_duration(str(length_text)) if length_text else None
+    except ValueError as exc:
+        raise InputError(f"make-request: {exc}") from None
+    if base is None and (start is None or length is None):
+        raise InputError(f"{policy.path}: no window: in the policy; give params start and length")
+    w = Window(
+        start if start is not None else base.start,
+        length if length is not None else base.length,
+        base.max_length if base is not None else Window(0, 0).max_length,
+    )
+    note = ""
+    today = _midnight(now)
+    if start is None and w.start < today and ctx.rehearsal:
+        note = (
+            f"rehearsal: the policy window starts {time_text(w.start)}, in the past; planned "
+            f"from {time_text(today)} instead (a real ceremony sets the policy's window)"
+        )
+        w = Window(today, w.length, w.max_length)
+    elif w.start + policy.ksk.signature_validity.max <= now:
+        raise InputError(
+            f"the window starts {time_text(w.start)}: its first bundle would have expired "
+            "before it is signed; set window: in the policy (or the step's start param)"
+        )
+    return w, note
+
+
+def _make_request_run(ctx: ActionContext) -> ActionResult:
+    from dataclasses import replace
+
+    from signer.bundles.planner import PlannedZsk, plan_request
+    from signer.bundles.policy import load_policy, time_text
+    from signer.bundles.request import add_proofs, declared_policy, write_request
+    from signer.bundles.textformat import load_response
+
+    policy_path = _file_param(ctx, "policy", "policy file")
+    pol = load_policy(policy_path)
+    previous = (
+        _file_param(ctx, "previous", "previous response") if ctx.params.get("previous") else None
+    )
+    now = int(time.time())
+    window, note = _make_request_window(ctx, pol, now)
+    ctx.progress("opening the ZSK", 0.1)
+    zsk, ident = _token_key(ctx, str(ctx.params["zsk"]), "ZSK")
+    prev = load_response(previous, zone=pol.zone) if previous else None
+    plan = plan_request(pol, [PlannedZsk(zsk)], window, previous=prev)
+    ctx.progress("proofs of possession", 0.4)
+    req = add_proofs(plan.request, [zsk])
+    req = replace(req, declared_policy=declared_policy(pol))
+    out = ctx.artifact_path(str(ctx.params["out"]))
+    digest, mpath = write_request(
+        out,
+        req,
+        window=(window.start, window.end),
+        policy_path=str(policy_path),
+        previous_path=str(previous) if previous else None,
+    )
+    ctx.progress("request written", 1.0)
+    span = f"{time_text(req.start)}..{time_text(req.end)}"
+    outputs: dict[str, Path | str] = {
+        "request": out,
+        "request_manifest": mpath,
+        "bundles": str(len(req.bundles)),
+        "window": f"{time_text(window.start)}..{time_text(window.end)}",
+        "zsk_key_tag": str(zsk.dnskey.key_tag),
+        "sha256": digest,
+    }
+    summary = (
+        f"request {out.name}: {len(req.bundles)} bundles {span} for {pol.zone.to_text()}, "
+        f"ZSK {zsk.dnskey.key_tag} on {ident.label} (serial {ident.serial})\n"
+        + hash_line(out.name, digest)
+        + (f"\n{note}" if note else "")
+    )
+    return ActionResult(outputs, token_identity=ident, summary=summary)
+
+
+register(
+    Action(
+        name="make-request",
+        params_schema={
+            "policy": Param(str, help="policy file (YAML: signer:, ksk:, window:)"),
+            "zsk": Param(str, help="the ZSK's pkcs11: URI, e.g. {{ steps.zsk.uri }}"),
+            "out": Param(str, help="artifact name of the request (KSR); manifest: OUT.json"),
+            "start": Param(str, required=False, help="window start (UTC ...Z); default: policy"),
+            "length": Param(str, required=False, help="window length (ISO 8601); default: policy"),
+            "previous": Param(str, required=False, help="previous response (hand-over proof)"),
+        },
+        run=_make_request_run,
+        describe=lambda ctx: (
+            f"would plan the bundles of the window in {ctx.params['policy']} for ZSK "
+            f"{ctx.params['zsk']}, sign the proofs of possession on its token and write "
+            f"artifacts/{ctx.params['out']} (+ .json manifest)"
+        ),
+        idempotent=True,
+        blanks=("Request SHA-256 (first and last 4 PGP words)",),
+        help="ZSK side: plan the key bundles of the policy window and write the request (KSR).",
+    )
+)
+
+
+def _copy_in(ctx: ActionContext, src: Path) -> Path:
+    """``src`` if it is inside the ceremony directory, else a copy in artifacts/ (same name)."""
+    try:
+        src.resolve().relative_to(ctx.ceremony_dir.resolve())
+        return src
+    except ValueError:
+        pass
+    dest = ctx.artifact_path(src.name)
+    data = src.read_bytes()
+    if dest.exists() and dest.read_bytes() != data:
+        raise OutputError(f"{dest}: exists with other content; refusing to overwrite an artifact")
+    if not dest.exists():
+        write_atomic(dest, data)
+    return dest
+
+
+def _sign_request_run(ctx: ActionContext) -> ActionResult:
+    from ceremony.ksk import sign_request_file
+    from signer.bundles.manifest import manifest_path
+    from signer.bundles.policy import load_ksk_policy, time_text
+
+    q = ctx.quorum or {}
+    m = int(q.get("m", 0)) if ctx.quorum else 0
+    if len(set(ctx.officers)) < m:
+        raise CheckFailed(
+            f"sign-request uses the KSK: a quorum login ({m} officers) must come first",
+            requirement="CER-QUORUM",
+        )
+    request = _file_param(ctx, "request", "request file")
+    policy_path = _file_param(ctx, "policy", "policy file")
+    previous = (
+        _file_param(ctx, "previous", "previous response") if ctx.params.get("previous") else None
+    )
+    policy = load_ksk_policy(policy_path)
+    if not policy.keys:
+        raise InputError(f"{policy_path}: ksk.keys names no KSK")
+    # Check the request before any key is touched (sign_request_file checks again).
+    from signer.bundles import textformat
+    from signer.bundles.checks import check_request
+    from signer.bundles.request import read_request
+
+    now = int(time.time())
+    req, _ = read_request(request)
+    prev = textformat.load_response(previous) if previous else None
+    check_request(req, policy, now=now, previous=prev, disabled=set())
+    ctx.progress("opening the KSK(s)", 0.2)
+    ksks: dict[str, Any] = {}
+    first: TokenIdentity | None = None
+    for ref in policy.keys:
+        key, ident = _token_key(ctx, ref.spec, f"KSK {ref.name}", flags=257)
+        ksks[ref.name] = key
+        first = first or ident
+    ctx.progress(f"signing {len(req.bundles)} bundles", 0.4)
+    out = ctx.artifact_path(str(ctx.params["out"]))
+    res = sign_request_file(
+        request,
+        out,
+        policy,
+        ksks,
+        now=now,
+        previous_path=previous,
+        policy_path=str(policy_path),
+    )
+    ctx.progress("response written and re-verified", 1.0)
+    kept_request = _copy_in(ctx, request)
+    outputs: dict[str, Path | str] = {"response": out, "response_manifest": res.manifest}
+    outputs["request"] = kept_request
+    rm = manifest_path(request)
+    if rm.is_file():
+        outputs["request_manifest"] = _copy_in(ctx, rm)
+    names = list(ksks)
+    outputs["ksk_dnskey"] = ksks[names[0]].dnskey.rdata_text()
+    for n in names[1:]:
+        outputs[f"ksk_dnskey_{n}"] = ksks[n].dnskey.rdata_text()
+    tags = ", ".join(f"{n} {k.dnskey.key_tag}" for n, k in ksks.items())
+    resp = res.response
+    outputs["ksk_key_tags"] = tags
+    outputs["bundles"] = str(len(resp.bundles))
+    outputs["window"] = f"{time_text(resp.start)}..{time_text(resp.end)}"
+    outputs["request_sha256"] = res.request_sha256
+    outputs["sha256"] = res.sha256
+    summary = (
+        f"signed {len(resp.bundles)} bundles {outputs['window']} for {resp.zone.to_text()} "
+        f"with KSK {tags}; the response was re-parsed and re-verified\n"
+        + hash_line(request.name + " (request)", res.request_sha256)
+        + "\n"
+        + hash_line(out.name + " (response)", res.sha256)
+    )
+    return ActionResult(outputs, token_identity=first, summary=summary)
+
+
+register(
+    Action(
+        name="sign-request",
+        params_schema={
+            "request": Param(str, help="the request (KSR), with its .json manifest beside it"),
+            "policy": Param(str, help="the KSK policy (ksk: and zone:); ksk.keys name the KSKs"),
+            "out": Param(str, help="artifact name of the response (SKR); manifest: OUT.json"),
+            "previous": Param(str, required=False, help="the last response (chain checks)"),
+        },
+        run=_sign_request_run,
+        describe=lambda ctx: (
+            f"would check {ctx.params['request']} against {ctx.params['policy']} (every KSR-* "
+            "check), sign every bundle with the KSK(s) of its ksk.keys on the token logged in "
+            f"by the quorum, re-verify and write artifacts/{ctx.params['out']} (+ .json manifest)"
+        ),
+        idempotent=True,
+        blanks=("Response SHA-256 (first and last 4 PGP words)",),
+        help="KSK side: check a key-bundle request and sign it with the KSK(s): the response.",
+        needs_quorum=True,
     )
 )
