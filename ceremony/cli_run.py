@@ -11,18 +11,40 @@ from signer.cli.common import EXIT_CODES_HELP, ErrorHandlingGroup
 from signer.errors import InputError
 
 
+def _sets(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name:
+            raise InputError(f"--set wants NAME=VALUE, not {v!r}")
+        out[name] = value
+    return out
+
+
+_set_option = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Replace the value of the plan's variable NAME (repeatable). The plan that runs, "
+    "as copied into the ceremony directory (plan.yaml), carries the new value; resume with "
+    "the same --set values or with DIR/plan.yaml.",
+)
+
+
 @click.command("render", epilog=EXIT_CODES_HELP)
 @click.argument("plan_file", metavar="PLAN", type=click.Path(dir_okay=False))
+@_set_option
 @click.option(
     "--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True
 )
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output file.")
-def render(plan_file: str, fmt: str, out: str) -> None:
+def render(plan_file: str, sets: tuple[str, ...], fmt: str, out: str) -> None:
     """Render the printable script of a ceremony PLAN (HTML for printing, or Markdown)."""
     from ceremony import plan as plan_mod
     from ceremony.render import render_plan
 
-    p = plan_mod.load(plan_file)
+    p = plan_mod.load(plan_file, variables=_sets(sets))
     digest = render_plan(p, fmt, Path(out))
     click.echo(f"{out}: {fmt} script of {p.metadata.id}, {len(p.steps)} steps (SHA-256 {digest})")
 
@@ -69,6 +91,7 @@ def _pin_files(values: tuple[str, ...]) -> dict[str, str]:
     metavar="TOKEN=PATH",
     help="Read the user PIN of TOKEN from PATH (repeatable); otherwise prompted.",
 )
+@_set_option
 def run(
     plan_file: str,
     ceremony_dir: str,
@@ -76,12 +99,13 @@ def run(
     dry_run: bool,
     lab_dir: str | None,
     pin_files: tuple[str, ...],
+    sets: tuple[str, ...],
 ) -> None:
     """Run the ceremony PLAN step by step into --dir (resumes where it stopped)."""
     from ceremony import plan as plan_mod
     from ceremony.runner import RunOptions, run_plan
 
-    p = plan_mod.load(plan_file)
+    p = plan_mod.load(plan_file, variables=_sets(sets))
     opts = RunOptions(
         ceremony_dir=Path(ceremony_dir),
         answers=answers,
@@ -107,9 +131,7 @@ def verify(ceremony_dir: str, seal: str | None) -> None:
     from ceremony.audit import verify_ceremony_dir
 
     result = verify_ceremony_dir(Path(ceremony_dir), seal=seal)
-    summary = getattr(result, "summary", None)
-    text = summary() if callable(summary) else str(result)
-    click.echo(text)
+    click.echo("\n".join(result.lines()))
 
 
 @audit.command("report", epilog=EXIT_CODES_HELP)

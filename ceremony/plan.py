@@ -46,6 +46,11 @@ StrictUndefined; the names available are ``metadata``, ``vars``, ``steps`` (``st
 an earlier step's outputs and recorded blanks), ``equipment`` and ``quorum``. Template syntax
 and references to unknown names or to ids of later steps are refused at load time.
 
+Site variables: :func:`load` with ``variables={name: value}`` (``ceremony run --set``) replaces
+the values of existing scalar ``variables:`` in the source text (nothing else changes, comments
+stay), so the plan that runs -- hashed, copied into the ceremony directory as ``plan.yaml`` and
+audited -- is exactly the effective plan. See :func:`with_variables`.
+
 Errors: structural problems raise :class:`signer.errors.InputError` (exit 2) with ``file:line``;
 :func:`lint` raises :class:`PlanLintFailed` subclasses (exit 1) for role separation
 (``CER-ROLE-SEPARATION``), quorum reachability (``CER-QUORUM-REACHABLE``) and staffing
@@ -56,6 +61,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -416,13 +422,69 @@ def _plain(v: Any) -> Any:
 ParamsValidator = Callable[[str, dict[str, Any], int], None]
 
 
-def load(path: str | os.PathLike[str], *, check_lint: bool = True) -> Plan:
-    """Load and check a plan. Structural errors: InputError (2); lint: PlanLintFailed (1)."""
+def with_variables(source: bytes, path: str, values: Mapping[str, str]) -> bytes:
+    """``source`` with the values of some ``variables:`` replaced in place.
+
+    Each name must be an existing variable with a scalar value. A value that YAML reads as an
+    integer, float or boolean (``13``, ``true``) keeps that type; anything else becomes a
+    string. Only the value's characters change: comments and layout stay.
+    """
+    if not values:
+        return source
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 (byte {exc.start})", path=path) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise InputError(f"YAML: {exc}", path=path) from None
+    spans: dict[str, tuple[int, int]] = {}
+    if isinstance(root, yaml.MappingNode):
+        for k, v in root.value:
+            if k.value == "variables" and isinstance(v, yaml.MappingNode):
+                for vk, vv in v.value:
+                    spans[str(vk.value)] = (
+                        (vv.start_mark.index, vv.end_mark.index)
+                        if isinstance(vv, yaml.ScalarNode)
+                        else (-1, -1)
+                    )
+    edits: list[tuple[int, int, str]] = []
+    for name, raw in values.items():
+        if name not in spans:
+            known = ", ".join(sorted(spans)) or "none"
+            raise InputError(
+                f"--set {name}: the plan has no variable {name!r} (known: {known})", path=path
+            )
+        start, end = spans[name]
+        if start < 0:
+            raise InputError(f"--set {name}: variable {name!r} is not a single value", path=path)
+        try:
+            typed = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            typed = raw
+        if not isinstance(typed, int | float | bool):  # bool is an int
+            typed = raw
+        edits.append((start, end, json.dumps(typed)))
+    for start, end, rep in sorted(edits, reverse=True):
+        text = text[:start] + rep + text[end:]
+    return text.encode("utf-8")
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    check_lint: bool = True,
+    variables: Mapping[str, str] | None = None,
+) -> Plan:
+    """Load and check a plan (with ``variables`` replaced, see :func:`with_variables`).
+    Structural errors: InputError (2); lint: PlanLintFailed (1)."""
     p = Path(path)
     try:
         source = p.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read plan: {exc.strerror}", path=str(p)) from None
+    source = with_variables(source, str(p), variables or {})
     plan = parse(source, str(p))
     if check_lint:
         lint(plan)

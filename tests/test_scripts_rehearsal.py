@@ -183,12 +183,15 @@ def test_ksk_generation_rehearsal(lab, tmp_path: Path) -> None:  # type: ignore[
     assert f"key tag {keys[0].key_tag}" in printout
     html = report_path.read_text()
     assert "Audit verified" in html and "KSK generation ceremony" in html
+    # The plan that ran is the script with the site variables set (ceremony run --set).
+    ran = (cdir / "plan.yaml").read_text()
+    assert f'media: "{tmp_path / "media"}"' in ran and ran != (SCRIPTS / name).read_text()
     # Running it again resumes a sealed ceremony: nothing is generated twice.
     again = subprocess.run(
         [
             *_cmd(),
             "run",
-            str(tmp_path / name),
+            str(cdir / "plan.yaml"),
             "--dir",
             str(cdir),
             "--answers",

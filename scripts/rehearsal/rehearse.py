@@ -4,9 +4,9 @@
         [--set NAME=VALUE ...]
 
 The script runs as shipped, non-interactively (its answers file in scripts/rehearsal/), with
-only its site variables changed: ``media`` -> DIR/media, a ``policy`` under
-/etc/dnssec-ceremony/ -> the same file in scripts/policies/, and any ``--set NAME=VALUE``.
-Then ``ceremony audit verify`` and ``ceremony audit report`` run on the ceremony directory
+only its site variables changed through ``ceremony run --set``: ``media`` -> DIR/media, a
+``policy`` under /etc/dnssec-ceremony/ -> the same file in scripts/policies/, and any
+``--set NAME=VALUE`` given here. The effective plan is DIR/ceremony/plan.yaml. Then ``ceremony audit verify`` and ``ceremony audit report`` run on the ceremony directory
 (DIR/ceremony); the report's path and the seal are printed. Exit code: the first failing
 command's (0 when the run, the audit and the report all succeed). ``make demo`` uses this.
 """
@@ -16,35 +16,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent.parent
 SCRIPTS = REPO / "scripts"
 POLICIES = SCRIPTS / "policies"
+ETC = "/etc/dnssec-ceremony/"
 
 
-def site_copy(script: Path, out: Path, sets: dict[str, str]) -> Path:
-    """The script with its site variables replaced (each must exist in ``variables:``)."""
-    text = script.read_text(encoding="utf-8")
+def site_sets(script: Path, out: Path, sets: dict[str, str]) -> dict[str, str]:
+    """The ``--set`` values for a rehearsal: the media mount point and the policy file."""
+    data = yaml.safe_load(script.read_text(encoding="utf-8")) or {}
+    variables = data.get("variables") or {}
     sets = dict(sets)
-    sets.setdefault("media", str(out / "media"))
-    m = re.search(r"(?m)^  policy: /etc/dnssec-ceremony/(\S+)", text)
-    if m and "policy" not in sets:
-        sets["policy"] = str(POLICIES / m.group(1))
-    for name, value in sets.items():
-        text, n = re.subn(
-            rf"(?m)^  {re.escape(name)}: .*$",
-            lambda _m, name=name, value=value: f"  {name}: {json.dumps(value)}",
-            text,
-        )
-        if n != 1:
-            raise ValueError(f"{script.name} has no variable {name!r}")
-    copy = out / script.name
-    copy.write_text(text, encoding="utf-8")
-    return copy
+    if "media" in variables:
+        sets.setdefault("media", str(out / "media"))
+    policy = variables.get("policy")
+    if isinstance(policy, str) and policy.startswith(ETC):
+        sets.setdefault("policy", str(POLICIES / policy[len(ETC) :]))
+    return sets
 
 
 def lab_env(lab: Path) -> dict[str, str]:
@@ -84,19 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "media").mkdir(exist_ok=True)
-    try:
-        plan = site_copy(script, out, sets)
-    except ValueError as exc:
-        print(f"rehearse: {exc}", file=sys.stderr)
-        return 2
+    sets = site_sets(script, out, sets)
     cdir = out / "ceremony"
     report = out / f"{script.stem}-report.html"
     bindir = Path(sys.executable).parent
     ceremony = str(bindir / "ceremony") if (bindir / "ceremony").exists() else "ceremony"
     env = {**os.environ, **lab_env(args.lab.resolve())}
     for cmd in (
-        [ceremony, "run", str(plan), "--dir", str(cdir), "--answers", str(answers),
-         "--lab", str(args.lab.resolve())],
+        [ceremony, "run", str(script), "--dir", str(cdir), "--answers", str(answers),
+         "--lab", str(args.lab.resolve()), *(f"--set={k}={v}" for k, v in sets.items())],
         [ceremony, "audit", "verify", str(cdir)],
         [ceremony, "audit", "report", str(cdir), "--out", str(report)],
     ):  # fmt: skip
