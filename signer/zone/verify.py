@@ -58,6 +58,7 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -94,13 +95,13 @@ from signer.zone.model import (
     Zone,
     bitmap_types,
     canonical_key,
-    label_count,
     labels,
     name_from_text,
     name_to_text,
     parent_of,
     rrsig_fields,
     soa_fields,
+    type_bitmap,
 )
 
 log = logging.getLogger("signer.zone.verify")
@@ -111,6 +112,7 @@ T_CDS = 59
 T_CDNSKEY = 60
 _KEY_SIGNED = frozenset({T_DNSKEY, T_CDS, T_CDNSKEY})
 MAX_REPORTED = 20
+_HEAD = struct.Struct("!HBBIIIH")
 PARALLEL_MIN = 4000  # fewer signatures than this are verified in-process (fork costs more)
 
 # name kinds as the verifier classifies them (independently of Zone.kinds)
@@ -391,11 +393,21 @@ class _Verifier:
         self.min_validity = min_validity
         self.origin = zone.origin
         self.apex_key = canonical_key(zone.origin)
-        keyed = sorted((canonical_key(n), n) for n in zone.nodes)
-        self.order: list[bytes] = [n for _, n in keyed]
-        self.skeys: list[bytes] = [k for k, _ in keyed]
-        # RRsets per name, RRSIG RRsets (type 46) folded into the sigs of what they cover
-        self.nodes: list[list[RRset]] = [_fold_rrsigs(zone.nodes[n]) for n in self.order]
+        # The signer's canonical order is used only if it is one (checked here, O(n)).
+        order = zone.order if len(zone.order) == len(zone.nodes) else list(zone.nodes)
+        skeys = [canonical_key(n) for n in order]
+        if any(a >= b for a, b in itertools.pairwise(skeys)):
+            keyed = sorted(zip(skeys, order, strict=True))
+            skeys = [k for k, _ in keyed]
+            order = [n for _, n in keyed]
+        self.order: list[bytes] = order
+        self.skeys: list[bytes] = skeys
+        nodes = zone.nodes
+        # RRsets per name; RRSIGs held as a type-46 RRset are folded into what they cover
+        self.nodes: list[list[RRset]] = [
+            _fold_rrsigs(rrsets) if any(rs.rtype == T_RRSIG for rs in rrsets) else rrsets
+            for rrsets in map(nodes.__getitem__, order)
+        ]
         self.kinds: list[int] = []
         self.tasks: list[tuple[int, int, int]] = []  # (node index, rrset index, sig index)
         self.min_exp = 2**32
@@ -407,6 +419,7 @@ class _Verifier:
         self.signing_keys: set[tuple[int, int]] = set()
         self.zone_keys: set[tuple[int, int]] = set()
         self.pubkeys: dict[tuple[int, int], list[tuple[Algorithm, PublicKey]]] = {}
+        self._bitmaps: dict[tuple[bool, int, tuple[int, ...]], bytes] = {}
 
     def get(self, i: int, rtype: int) -> RRset | None:
         for rs in self.nodes[i]:
@@ -518,8 +531,10 @@ class _Verifier:
         signing_keys, zone_keys = self.signing_keys, self.zone_keys
         signed = 0
         min_exp, max_exp = self.min_exp, self.max_exp
-        for i, (owner, rrsets, kind) in enumerate(
-            zip(self.order, self.nodes, self.kinds, strict=True)
+        unpack_head = _HEAD.unpack_from
+        end_signer = 18 + len(origin)
+        for i, (owner, skey, rrsets, kind) in enumerate(
+            zip(self.order, self.skeys, self.nodes, self.kinds, strict=True)
         ):
             if kind == _NONAUTH:
                 signed_types = [rs.rtype for rs in rrsets if rs.sigs or rs.rtype == T_RRSIG]
@@ -530,7 +545,8 @@ class _Verifier:
                         + ", ".join(_type_text(t) for t in signed_types),
                     )
                 continue
-            nlabels = label_count(owner)
+            # labels: keys hold one b"\x00\x00" per label (model.canonical_key)
+            nlabels = skey.count(b"\x00\x00") - (1 if owner.startswith(b"\x01*") else 0)
             for ri, rs in enumerate(rrsets):
                 t = rs.rtype
                 if t == T_RRSIG:
@@ -557,35 +573,39 @@ class _Verifier:
                     continue
                 want = zone_keys if t in _KEY_SIGNED else signing_keys
                 ok = False
+                ttl = rs.ttl
                 for si, rd in enumerate(rs.sigs):
                     try:
-                        s = rrsig_fields(rd)
-                    except (struct.error, IndexError):
-                        f.add(
-                            "ZONE-VERIFY-RRSIG-FIELDS",
-                            f"malformed RRSIG {_type_text(t)} at {name_to_text(owner)}",
-                        )
-                        continue
-                    tk = (s.key_tag, s.algorithm)
+                        tc, alg, lab, ottl, exp, inc, tag = unpack_head(rd)
+                    except struct.error:
+                        tc = -1
+                    sg = rd[18:end_signer]
                     if (
-                        s.type_covered == t
-                        and s.signer.lower() == origin
-                        and s.labels == nlabels
-                        and s.original_ttl == rs.ttl
-                        and tk in zone_keys
-                        and s.inception <= now
-                        and s.expiration > horizon
+                        tc == t
+                        and lab == nlabels
+                        and ottl == ttl
+                        and inc <= now
+                        and exp > horizon
+                        and (sg == origin or sg.lower() == origin)
+                        and (tag, alg) in zone_keys
                     ):
-                        if tk in want:
+                        if (tag, alg) in want:
                             ok = True
-                        exp = s.expiration
                         if exp < min_exp:
                             min_exp = exp
                         if exp > max_exp:
                             max_exp = exp
                         tasks.append((i, ri, si))
                         continue
-                    self._bad_rrsig(owner, rs, s, nlabels, horizon)
+                    try:
+                        fields = rrsig_fields(rd)
+                    except (struct.error, IndexError):
+                        f.add(
+                            "ZONE-VERIFY-RRSIG-FIELDS",
+                            f"malformed RRSIG {_type_text(t)} at {name_to_text(owner)}",
+                        )
+                        continue
+                    self._bad_rrsig(owner, rs, fields, nlabels, horizon)
                 if ok:
                     signed += 1
                 else:
@@ -630,6 +650,19 @@ class _Verifier:
             )
 
     # -- denial of existence ------------------------------------------------------------
+    def _expected_bitmap(self, i: int, nsec3: bool) -> bytes:
+        """Type bitmap an NSEC (or NSEC3) at name i must carry, cached by the type pattern."""
+        key = (nsec3, self.kinds[i], tuple(rs.rtype for rs in self.nodes[i]))
+        bm = self._bitmaps.get(key)
+        if bm is None:
+            types = self._types(i)
+            if not nsec3:
+                types |= {T_NSEC, T_RRSIG}
+            elif self.kinds[i] == _AUTH or T_DS in types:
+                types.add(T_RRSIG)
+            bm = self._bitmaps[key] = type_bitmap(types)
+        return bm
+
     def _types(self, i: int) -> set[int]:
         """Types an NSEC/NSEC3 bitmap must list for name i (without NSEC/RRSIG)."""
         types = {rs.rtype for rs in self.nodes[i] if rs.rtype != T_RRSIG}
@@ -669,11 +702,14 @@ class _Verifier:
                 continue
             self._check_ttl(owner, rs)
             rd = rs.rdatas[0]
+            want = self.order[chain[(pos + 1) % len(chain)]]
+            n = len(want)
+            if rd[:n] == want and rd[n:] == self._expected_bitmap(i, False):
+                continue  # the common case: lowercase next name, right bitmap
             end = 0
             while rd[end]:
                 end += 1 + rd[end]
             nxt = rd[: end + 1].lower()
-            want = self.order[chain[(pos + 1) % len(chain)]]
             if nxt != want:
                 f.add(
                     "ZONE-VERIFY-NSEC-CHAIN",
@@ -783,7 +819,10 @@ class _Verifier:
                     f"NSEC3 at {name_to_text(owner)} matches no name of the zone",
                 )
                 continue
-            have = set(bitmap_types(rd[6 + rslen + hl :]))
+            bitmap = rd[6 + rslen + hl :]
+            if idx >= 0 and bitmap == self._expected_bitmap(idx, True):
+                continue
+            have = set(bitmap_types(bitmap))
             expect: set[int] = set()
             if idx >= 0:
                 expect = self._types(idx)
