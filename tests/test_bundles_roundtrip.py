@@ -197,7 +197,9 @@ def test_import_refuses_response_to_another_request(lab, tmp_path: Path) -> None
     m = json.loads(Path(f"{forged}.json").read_text())
     import hashlib
 
-    m["file_hash"]["sha256"] = hashlib.sha256(forged.read_bytes()).hexdigest()
+    from signer.bundles.manifest import hashed
+
+    m["file_hash"] = hashed(hashlib.sha256(forged.read_bytes()).hexdigest())
     Path(f"{forged}.json").write_text(json.dumps(m))
     r = runner.invoke(
         zonesigner_cli,

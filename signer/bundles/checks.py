@@ -59,6 +59,7 @@ SkrBundleKeys = _check("SKR-BUNDLE-KEYS")
 SkrSignature = _check("SKR-SIGNATURE")
 SkrCdsSep = _check("SKR-CDS-SEP")
 SkrCoverage = _check("SKR-COVERAGE")
+SkrManifest = _check("SKR-MANIFEST")
 PlanCoverage = _check("PLAN-COVERAGE")
 
 

@@ -7,6 +7,8 @@
 * every requested ZSK is there and every other key is a trust-anchor KSK (SKR-BUNDLE-KEYS);
 * every RRSIG verifies and each RRset is signed by a KSK the configured DS matches
   (SKR-SIGNATURE), CDS/CDNSKEY come from SEP keys (SKR-CDS-SEP);
+* its manifest describes it: zone, bundle ids, times and SHA-256, the window
+  (SKR-MANIFEST); a malformed manifest is an InputError (exit 2);
 * the window (from the request manifest) is covered with ``bundle_margin`` to spare
   (SKR-COVERAGE).
 
@@ -19,11 +21,13 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from signer.bundles import textformat
 from signer.bundles.checks import (
     SkrCdsSep,
     SkrCoverage,
+    SkrManifest,
     SkrRequestHash,
     SkrSignature,
     check_cds_sep,
@@ -33,13 +37,50 @@ from signer.bundles.checks import (
     trust_keys,
     verify_set,
 )
-from signer.bundles.manifest import load_manifest, manifest_path, window_from_json
+from signer.bundles.manifest import (
+    bundle_sha256,
+    load_manifest,
+    manifest_path,
+    window_from_json,
+)
 from signer.bundles.model import BundleSet
 from signer.bundles.request import read_request
 from signer.dnskey import DsRecord
 from signer.fileio import sha256_file
 
 log = logging.getLogger("dnssec_ceremony.checks")
+
+
+def check_response_manifest(
+    m: dict[str, Any], response: BundleSet, req_manifest: dict[str, Any], where: str
+) -> None:
+    """SKR-MANIFEST: the response manifest describes the response it is beside.
+
+    Its zone, its bundles (ids, times, per-bundle SHA-256) and its window (when it states one:
+    a request signed without its manifest has none) must match the response file and our own
+    request's manifest.
+    """
+    if m["zone"] != response.zone.to_text():
+        raise fail(
+            SkrManifest, f"{where} is for zone {m['zone']}, the response for {response.zone}"
+        )
+    entries = m["bundles"]
+    if len(entries) != len(response.bundles):
+        raise fail(
+            SkrManifest,
+            f"{where} lists {len(entries)} bundles, the response has {len(response.bundles)}",
+        )
+    for b, e in zip(response.bundles, entries, strict=True):
+        if e["id"] != b.id or (e["inception"], e["expiration"]) != (b.inception, b.expiration):
+            raise fail(SkrManifest, f"{where}: bundle {e['id']} has another id or times")
+        if e["hash"]["sha256"] != bundle_sha256(b):
+            raise fail(SkrManifest, f"{where}: bundle {b.id} hash differs from the response's")
+    if m["window"] is not None and m["window"] != req_manifest["window"]:
+        raise fail(
+            SkrManifest,
+            f"{where}: window {m['window']['start']}..{m['window']['end']} is not our request's "
+            f"({req_manifest['window']['start']}..{req_manifest['window']['end']})",
+        )
 
 
 def import_response(
@@ -61,15 +102,17 @@ def import_response(
     if mpath.exists() or require_manifest:
         m = load_manifest(mpath, "response")
         want = sha256_file(request_path)
-        got = (m.get("request_hash") or {}).get("sha256")
+        got = m["request_hash"]["sha256"]
         if got != want:
             raise fail(
                 SkrRequestHash,
                 f"{rpath} answers request {got}, not ours ({want}, {request_path})",
             )
-        if (m.get("file_hash") or {}).get("sha256") != sha256_file(rpath):
+        if m["file_hash"]["sha256"] != sha256_file(rpath):
             raise fail(SkrRequestHash, f"{mpath} does not describe {rpath} (SHA-256 differs)")
+        resp_manifest = m
     else:
+        resp_manifest = None
         log.warning(
             "SKR-REQUEST-HASH not checked: %s has no manifest; bundles are matched one by one",
             rpath,
@@ -79,6 +122,8 @@ def import_response(
         raise fail(SkrSignature, "no trust anchor DS configured")
     check_response(response, request, trust_anchor_ds)
     assert req_manifest is not None
+    if resp_manifest is not None:
+        check_response_manifest(resp_manifest, response, req_manifest, str(mpath))
     start, end = window_from_json(req_manifest, str(manifest_path(request_path)))
     prove_coverage(response.bundles, start, end, margin, SkrCoverage)
     log.info("imported %s: %d bundles for %s", rpath, len(response.bundles), response.zone)

@@ -36,10 +36,15 @@ MAX_POLICY_BYTES = 1 << 20
 
 T = TypeVar("T")
 
+# ASCII digits only (re.ASCII): "P\u0665D" (an Arabic-Indic five) is not a duration.
 _DURATION = re.compile(
-    r"^P(?:(?P<w>\d+)W|(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?)$"
+    r"^P(?:(?P<w>\d+)W|(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?)$",
+    re.ASCII,
 )
-_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
+_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$", re.ASCII)
+# RRSIG times are 32-bit serial numbers (RFC 4034 3.1.5): a duration of 2**31 s (68 years) or
+# more cannot be represented, and refusing it keeps the time arithmetic away from overflows.
+MAX_DURATION = 2**31 - 1
 
 
 class PolicyError(InputError):
@@ -57,8 +62,13 @@ def parse_duration(text: str) -> int:
     m = _DURATION.match(t)
     if not m or t in ("P", "PT") or t.endswith("T"):
         raise ValueError(f"bad ISO 8601 duration {text!r} (examples: P10D, PT1H, P1DT12H)")
+    if any(len(v) > 12 for v in m.groupdict().values() if v):
+        raise ValueError(f"duration {text!r} is too long (at most {MAX_DURATION} seconds)")
     g = {k: int(v) if v else 0 for k, v in m.groupdict().items()}
-    return g["w"] * 7 * DAY + g["d"] * DAY + g["h"] * HOUR + g["m"] * 60 + g["s"]
+    value = g["w"] * 7 * DAY + g["d"] * DAY + g["h"] * HOUR + g["m"] * 60 + g["s"]
+    if value > MAX_DURATION:
+        raise ValueError(f"duration {text!r} is too long (at most {MAX_DURATION} seconds)")
+    return value
 
 
 def format_duration(seconds: int) -> str:
@@ -321,7 +331,7 @@ class _Reader:
 
     def integer(self, node: yaml.Node, where: str, lo: int = 0, hi: int = 2**31) -> int:
         def fn(text: str) -> int:
-            if not re.fullmatch(r"\d+", text):
+            if not re.fullmatch(r"[0-9]+", text):
                 raise ValueError(f"want a whole number, got {text!r}")
             v = int(text)
             if not lo <= v <= hi:
@@ -690,6 +700,8 @@ def _compose(path: str | Path) -> tuple[_Reader, yaml.Node]:
         raise PolicyError(f"not valid YAML: {exc.problem}", path=str(p), line=line) from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"not valid YAML: {exc}", path=str(p)) from None
+    except RecursionError:
+        raise PolicyError("not valid YAML: nested too deeply", path=str(p)) from None
     if node is None:
         raise PolicyError("policy file is empty", path=str(p))
     return r, node

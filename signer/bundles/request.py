@@ -28,11 +28,12 @@ from signer.bundles.manifest import (
     hashed,
     load_manifest,
     manifest_path,
+    window_from_json,
     window_json,
     write_manifest,
 )
 from signer.bundles.model import BundleSet
-from signer.bundles.policy import Policy
+from signer.bundles.policy import Policy, time_text
 from signer.errors import CheckFailed, InputError
 from signer.fileio import sha256_file
 from signer.rrsig import Signer, sign_rrset
@@ -149,7 +150,10 @@ def read_request(
 ) -> tuple[BundleSet, dict[str, Any] | None]:
     """Parse a KSR; with its manifest, attach the proofs of possession and declared policy.
 
-    The manifest must name this file's exact SHA-256 and the same bundles (KSR-MANIFEST).
+    The manifest must be well-formed (else InputError, exit 2: unknown or missing keys, bad
+    JSON) and describe this file (else KSR-MANIFEST, exit 1): its exact SHA-256, the zone, the
+    same bundles (ids, times, per-bundle SHA-256 over keys and proofs of possession) and a
+    window within them.
     Without a manifest (a KSR made by Knot or BIND) pass ``require_manifest=False``: the
     request then has no proofs of possession and declares no policy.
     """
@@ -158,27 +162,40 @@ def read_request(
     mpath = manifest_path(p)
     if not mpath.exists() and not require_manifest:
         return request, None
-    manifest = load_manifest(mpath, "request")
+    manifest = load_manifest(mpath, "request")  # strict schema: InputError (exit 2)
     digest = sha256_file(p)
-    if manifest.get("file_hash", {}).get("sha256") != digest:
+    if manifest["file_hash"]["sha256"] != digest:
         raise ManifestMismatch(f"{mpath} does not describe {p} (SHA-256 differs)")
+    if manifest["zone"] != request.zone.to_text():
+        raise ManifestMismatch(f"{mpath} is for zone {manifest['zone']}, {p} for {request.zone}")
     entries = manifest["bundles"]
-    if not isinstance(entries, list) or len(entries) != len(request.bundles):
+    if len(entries) != len(request.bundles):
         raise ManifestMismatch(f"{mpath} lists another number of bundles than {p}")
     bundles = []
     for b, e in zip(request.bundles, entries, strict=True):
+        if e["id"] != b.id or (e["inception"], e["expiration"]) != (b.inception, b.expiration):
+            raise ManifestMismatch(f"{mpath}: bundle {e['id']} has another id or times than in {p}")
         try:
-            if (e["inception"], e["expiration"]) != (b.inception, b.expiration):
-                raise ManifestMismatch(f"{mpath}: bundle {b.id} has other times than in {p}")
             sigs = tuple(
                 dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.RRSIG, t)
                 for t in e["proof_of_possession"]
             )
-        except (KeyError, TypeError) as exc:
-            raise InputError(f"bad bundle entry in manifest: {exc}", path=str(mpath)) from None
         except dns.exception.DNSException as exc:
-            raise InputError(f"bad proof-of-possession RRSIG: {exc}", path=str(mpath)) from None
-        bundles.append(replace(b, signatures=sigs))
-    declared = manifest.get("policy", {}).get("declared")
+            raise InputError(
+                f"bundle {b.id}: bad proof-of-possession RRSIG: {exc}", path=str(mpath)
+            ) from None
+        signed = replace(b, signatures=sigs)
+        if bundle_sha256(signed) != e["hash"]["sha256"]:
+            raise ManifestMismatch(
+                f"{mpath}: bundle {b.id} hash differs (its keys or proofs of possession changed)"
+            )
+        bundles.append(signed)
+    start, end = window_from_json(manifest, str(mpath))
+    if request.bundles and not request.start <= start < end <= request.end:
+        raise ManifestMismatch(
+            f"{mpath}: window {time_text(start)}..{time_text(end)} is not within the bundles "
+            f"of {p} ({time_text(request.start)}..{time_text(request.end)})"
+        )
+    declared = manifest["policy"]["declared"]
     dp = declared_from_json(declared, str(mpath)) if declared else None
     return replace(request, bundles=tuple(bundles), declared_policy=dp), manifest
