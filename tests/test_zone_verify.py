@@ -274,3 +274,17 @@ def test_input_errors(tmp_path: Path, keys: BindKeys) -> None:
     assert trust_anchor_from_file(good) == keys.ds()
     assert isinstance(keys.ds()[0], DsRecord)
     assert name_from_text(ORIGIN, None) == b"\x07example\x04test\x00"
+
+
+def test_sample_covers_every_type(keys: BindKeys, tmp_path: Path) -> None:
+    """In a zone too big to check every signature, the sample still checks each RR type: a
+    forged TXT (the only one in the zone) is caught."""
+    zone = tmp_path / "gen.zone"
+    zone.write_text(generated_zone(1500) + 'only-txt 3600 TXT "original"\n')
+    text = bind_sign(zone, keys, tmp_path / "gen.signed").read_text()
+    forged = text.replace('"original"', '"forged"')
+    r = verify(text, keys, tmp_path, level="sample")
+    assert r.rrsigs_verified < r.rrsigs / 2  # type: ignore[attr-defined]
+    e = refused(forged, keys, tmp_path, level="sample")
+    assert e.requirement == "ZONE-VERIFY-SIGNATURE"
+    assert "RRSIG TXT only-txt.example.test." in str(e)

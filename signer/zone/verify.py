@@ -45,10 +45,12 @@ Levels (costs measured in ``docs/performance.md``):
   - ZONE-VERIFY-VALIDITY: every RRSIG has inception <= now and expiration > now +
     ``min_validity``.
 
-* ``sample`` (default) -- structural, plus every apex signature and a deterministic stride
-  sample of the others (``sample_rate``, 1 %, at least ``sample_min``) verified
-  cryptographically: catches a wrong key, a broken token or a canonical-form bug -- faults
-  that hit every signature -- at a small fraction of the cost of ``full``.
+* ``sample`` (default) -- structural, plus, verified cryptographically: every apex
+  signature, the first signature over each RR type (per kind of name), and a deterministic
+  stride sample of the others (``sample_rate``, 1 %, at least ``sample_min``): catches a wrong
+  or mismatched key, a broken token, a type-specific canonical-form bug or a merge that pairs
+  signatures with the wrong RRsets -- faults that hit many signatures -- for a small fraction
+  of the cost of ``full`` (docs/performance.md).
 * ``full`` -- structural, plus every signature verified cryptographically
   (ZONE-VERIFY-SIGNATURE), split across ``jobs`` forked processes.
 """
@@ -339,7 +341,7 @@ def verify_signed_zone(
     elif level == "full":
         chosen = v.tasks
     else:
-        chosen = _sample(v.tasks, sample_rate, sample_min)
+        chosen = _sample(v, v.tasks, sample_rate, sample_min)
     bad, processes = _verify_tasks(v, chosen, jobs)
     for (i, ri, _si), reason in bad:
         rs = v.nodes[i][ri]
@@ -374,15 +376,24 @@ def verify_signed_zone(
 
 
 def _sample(
-    tasks: list[tuple[int, int, int]], rate: float, minimum: int
+    v: _Verifier, tasks: list[tuple[int, int, int]], rate: float, minimum: int
 ) -> list[tuple[int, int, int]]:
-    """Every apex signature plus an evenly spread deterministic sample of the rest."""
+    """Every apex signature, the first signature over each RR type (a canonical-form bug is
+    type-specific), and an evenly spread deterministic sample of the rest."""
     want = max(minimum, int(len(tasks) * rate))
     if want >= len(tasks):
         return tasks
     stride = len(tasks) / want
     picked = {int(i * stride) for i in range(want)}
-    return [t for i, t in enumerate(tasks) if i in picked or t[0] == 0]
+    seen: set[tuple[int, int]] = set()
+    nodes, kinds = v.nodes, v.kinds
+    out = []
+    for i, t in enumerate(tasks):
+        pattern = (nodes[t[0]][t[1]].rtype, kinds[t[0]])
+        if i in picked or t[0] == 0 or pattern not in seen:
+            seen.add(pattern)
+            out.append(t)
+    return out
 
 
 class _Verifier:
