@@ -10,6 +10,7 @@ failure leaves no output and the previous signed zone untouched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -28,7 +29,7 @@ from signer.errors import CheckFailed, InputError, OutputError
 from signer.fileio import atomic_writer
 from signer.keys.base import SigningKey
 from signer.pin import PinSource, pin_options
-from signer.rrsig import time_text
+from signer.rrsig import canonical_rdata, time_text
 from signer.zone.loader import load_zone
 from signer.zone.model import (
     T_CDNSKEY,
@@ -47,7 +48,6 @@ from signer.zone.model import (
 )
 from signer.zone.nsec import add_nsec
 from signer.zone.nsec3 import add_nsec3, parse_salt
-from signer.zone.output import write_zone
 from signer.zone.rules import classify
 from signer.zone.serial import new_serial
 from signer.zone.signing import Previous, SignParams, SigTimes, default_jobs, sign_zone
@@ -103,7 +103,7 @@ class SignJob:
 
 
 def _rdata_wire(rd: Any) -> bytes:
-    return bytes(rd.to_digestable())
+    return canonical_rdata(rd)
 
 
 def add_bundle_rrsets(zone: Zone, bundle: Bundle) -> None:
@@ -235,52 +235,59 @@ def run_sign(job: SignJob) -> dict[str, Any]:
     params = SignParams(int(dk.algorithm), dk.key_tag, zone.origin)
     times = SigTimes(job.now, job.now - job.inception_offset, job.validity, job.jitter)
     progress_cb, progress_done = _progress(job.progress, zone)
+    digest = hashlib.sha256()
     try:
-        stats = sign_zone(
-            zone,
-            KeyOpener(job.opener.spec, job.opener.pin, quiet=True),
-            params,
-            times,
-            jobs=job.jobs,
-            previous=previous,
-            refresh=job.refresh,
-            progress=progress_cb,
-            key=zsk,
-        )
-    finally:
-        progress_done()
-    previous = None
-    lap("sign")
-    zone.signed = SignedInfo(
-        denial=job.denial,
-        zsk_tag=dk.key_tag,
-        zsk_algorithm=int(dk.algorithm),
-        bundle_id=bundle.id,
-        inception=times.inception,
-        min_expiration=stats.min_expiration,
-        max_expiration=stats.max_expiration,
-        nsec3_iterations=job.nsec3_iterations,
-        nsec3_salt=job.nsec3_salt,
-        nsec3_optout=job.nsec3_optout,
-        ents=ents,
-    )
-
-    from signer.zone.verify import verify_signed_zone
-
-    report = verify_signed_zone(
-        zone,
-        trust_anchor_ds=trust_anchor,
-        now=job.now,
-        level=job.verify_level,
-        jobs=job.jobs,
-        zsk=dk,
-        min_validity=min(job.refresh, job.bundle_margin),
-    )
-    lap("verify")
-
-    try:
+        # The workers render the signed text of their ranges; it streams into the temporary
+        # file, which is renamed over job.out only after self-verification passed.
         with atomic_writer(job.out) as fh:
-            digest = write_zone(zone, fh)
+
+            def sink(data: bytes) -> None:
+                digest.update(data)
+                fh.write(data)
+
+            try:
+                stats = sign_zone(
+                    zone,
+                    KeyOpener(job.opener.spec, job.opener.pin, quiet=True),
+                    params,
+                    times,
+                    jobs=job.jobs,
+                    previous=previous,
+                    refresh=job.refresh,
+                    progress=progress_cb,
+                    key=zsk,
+                    text_sink=sink,
+                )
+            finally:
+                progress_done()
+            previous = None
+            lap("sign")
+            zone.signed = SignedInfo(
+                denial=job.denial,
+                zsk_tag=dk.key_tag,
+                zsk_algorithm=int(dk.algorithm),
+                bundle_id=bundle.id,
+                inception=times.inception,
+                min_expiration=stats.min_expiration,
+                max_expiration=stats.max_expiration,
+                nsec3_iterations=job.nsec3_iterations,
+                nsec3_salt=job.nsec3_salt,
+                nsec3_optout=job.nsec3_optout,
+                ents=ents,
+            )
+
+            from signer.zone.verify import verify_signed_zone
+
+            report = verify_signed_zone(
+                zone,
+                trust_anchor_ds=trust_anchor,
+                now=job.now,
+                level=job.verify_level,
+                jobs=job.jobs,
+                zsk=dk,
+                min_validity=min(job.refresh, job.bundle_margin),
+            )
+            lap("verify")
     except OSError as exc:
         raise OutputError(f"{job.out}: cannot write the signed zone: {exc.strerror}") from None
     lap("write")
@@ -289,7 +296,7 @@ def run_sign(job: SignJob) -> dict[str, Any]:
     return {
         "zone": name_to_text(zone.origin),
         "output": str(job.out),
-        "output_sha256": digest,
+        "output_sha256": digest.hexdigest(),
         "serial": serial,
         "now": time_text(job.now),
         "jobs": job.jobs,

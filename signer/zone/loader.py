@@ -30,6 +30,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from signer.errors import InputError
+from signer.rrsig import canonical_rdata
 from signer.zone.model import (
     T_A,
     T_AAAA,
@@ -488,7 +489,7 @@ class _Loader:
                 origin=o,
                 relativize=False,
             )
-            return rdata.to_digestable(o)
+            return canonical_rdata(rdata, o)
         except (dns.exception.DNSException, ValueError, binascii.Error, TypeError) as exc:
             msg = str(exc) or type(exc).__name__
             raise InputError(

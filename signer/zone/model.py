@@ -203,10 +203,16 @@ def canonical_key(name: bytes) -> bytes:
 
 def label_count(name: bytes) -> int:
     """RRSIG Labels field: labels without the root and without a leading ``*``."""
-    parts = labels(name)
-    if parts and parts[0] == b"*":
-        return len(parts) - 1
-    return len(parts)
+    count = 0
+    i = 0
+    n = name[0]
+    while n:
+        count += 1
+        i += 1 + n
+        n = name[i]
+    if name.startswith(b"\x01*"):
+        count -= 1
+    return count
 
 
 def is_subdomain(name: bytes, parent: bytes) -> bool:
@@ -230,13 +236,21 @@ def parent_of(name: bytes) -> bytes:
 _ESCAPE_IN_LABEL = frozenset(b'.\\"();@$ ')
 
 
+_SAFE_OCTETS = bytes(c for c in range(0x21, 0x7F) if c not in _ESCAPE_IN_LABEL)
+
+
 def name_to_text(name: bytes) -> str:
     """Presentation form with a trailing dot; escapes as RFC 1035 / RFC 4343."""
     if name == ROOT:
         return "."
     out = []
-    for lab in labels(name):
-        if all(0x21 <= c <= 0x7E and c not in _ESCAPE_IN_LABEL for c in lab):
+    i = 0
+    n = name[0]
+    while n:
+        lab = name[i + 1 : i + 1 + n]
+        i += 1 + n
+        n = name[i]
+        if not lab.translate(None, _SAFE_OCTETS):
             out.append(lab.decode("ascii"))
             continue
         s = []

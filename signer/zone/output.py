@@ -6,11 +6,11 @@ types are formatted by hand from canonical wire; others through dnspython's ``fr
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import socket
 import struct
-from collections.abc import Iterator
+from binascii import b2a_base64
+from collections.abc import Iterable, Iterator
 from typing import IO
 
 import dns.rdata
@@ -36,7 +36,6 @@ from signer.zone.model import (
     Zone,
     bitmap_types,
     name_to_text,
-    rrsig_fields,
     soa_fields,
 )
 
@@ -77,9 +76,34 @@ def _txt(data: bytes) -> str:
     return " ".join(out)
 
 
+_name_cache: dict[bytes, str] = {}
+_bitmap_cache: dict[bytes, str] = {}
+_CACHE_MAX = 200_000
+
+
+def _cached_name(name: bytes) -> str:
+    """name_to_text for names that repeat (NS targets, NSEC next names seen as owners)."""
+    s = _name_cache.get(name)
+    if s is None:
+        s = name_to_text(name)
+        if len(_name_cache) >= _CACHE_MAX:
+            _name_cache.clear()
+        _name_cache[name] = s
+    return s
+
+
+def _bitmap_text(bitmap: bytes) -> str:
+    s = _bitmap_cache.get(bitmap)
+    if s is None:
+        s = " ".join(type_name(t) for t in bitmap_types(bitmap))
+        if len(_bitmap_cache) < 10_000:
+            _bitmap_cache[bitmap] = s
+    return s
+
+
 def rdata_text(rtype: int, rd: bytes) -> str:
     if rtype in (T_NS, T_CNAME, T_PTR, T_DNAME):
-        return name_to_text(rd)
+        return _cached_name(rd)
     if rtype == T_A:
         return socket.inet_ntop(socket.AF_INET, rd)
     if rtype == T_AAAA:
@@ -88,15 +112,11 @@ def rdata_text(rtype: int, rd: bytes) -> str:
         tag, alg, dt = struct.unpack_from("!HBB", rd)
         return f"{tag} {alg} {dt} {rd[4:].hex().upper()}"
     if rtype == T_RRSIG:
-        f = rrsig_fields(rd)
-        return (
-            f"{type_name(f.type_covered)} {f.algorithm} {f.labels} {f.original_ttl} "
-            f"{_time(f.expiration)} {_time(f.inception)} {f.key_tag} {name_to_text(f.signer)} "
-            f"{base64.b64encode(f.signature).decode()}"
-        )
+        return _rrsig_text(rd)
     if rtype == T_NSEC:
         nxt, i = _name_at(rd, 0)
-        return " ".join([name_to_text(nxt), *(type_name(t) for t in bitmap_types(rd[i:]))])
+        bm = _bitmap_text(rd[i:])
+        return f"{_cached_name(nxt)} {bm}" if bm else _cached_name(nxt)
     if rtype == T_NSEC3:
         alg, flags, it, sl = struct.unpack_from("!BBHB", rd)
         salt = rd[5 : 5 + sl]
@@ -104,7 +124,7 @@ def rdata_text(rtype: int, rd: bytes) -> str:
         h = rd[6 + sl : 6 + sl + hl]
         from signer.zone.nsec3 import b32hex
 
-        types = " ".join(type_name(t) for t in bitmap_types(rd[6 + sl + hl :]))
+        types = _bitmap_text(rd[6 + sl + hl :])
         return f"{alg} {flags} {it} {salt.hex().upper() or '-'} {b32hex(h).decode().upper()} {types}".rstrip()
     if rtype == T_SOA:
         sf = soa_fields(rd)
@@ -113,7 +133,7 @@ def rdata_text(rtype: int, rd: bytes) -> str:
             f"{sf.retry} {sf.expire} {sf.minimum}"
         )
     if rtype == T_MX:
-        return f"{struct.unpack_from('!H', rd)[0]} {name_to_text(rd[2:])}"
+        return f"{struct.unpack_from('!H', rd)[0]} {_cached_name(rd[2:])}"
     if rtype == T_SRV:
         p, w, port = struct.unpack_from("!HHH", rd)
         return f"{p} {w} {port} {name_to_text(rd[6:])}"
@@ -137,6 +157,32 @@ def _time(t: int) -> str:
     return s
 
 
+_sig_text_cache: dict[bytes, str] = {}
+
+
+_sig_head_cache: dict[bytes, str] = {}
+
+
+def _rrsig_text(sig: bytes) -> str:
+    i = 18
+    while sig[i]:
+        i += 1 + sig[i]
+    i += 1
+    head = _sig_head_cache.get(sig[:8])  # type covered, algorithm, labels, original TTL
+    if head is None:
+        tc, alg, lab, ottl = struct.unpack_from("!HBBI", sig)
+        head = f"{type_name(tc)} {alg} {lab} {ottl} "
+        if len(_sig_head_cache) < 10_000:
+            _sig_head_cache[sig[:8]] = head
+    tail = _sig_text_cache.get(sig[16:i])  # key tag, signer
+    if tail is None:
+        tail = f" {struct.unpack_from('!H', sig, 16)[0]} {name_to_text(sig[18:i])} "
+        if len(_sig_text_cache) < 10_000:
+            _sig_text_cache[sig[16:i]] = tail
+    exp, inc = struct.unpack_from("!II", sig, 8)
+    return head + _time(exp) + " " + _time(inc) + tail + b2a_base64(sig[i:], newline=False).decode()
+
+
 def _rrset_lines(owner: str, rs: RRset) -> Iterator[str]:
     tn = type_name(rs.rtype)
     pre = f"{owner}\t{rs.ttl}\tIN\t{tn}\t"
@@ -145,32 +191,56 @@ def _rrset_lines(owner: str, rs: RRset) -> Iterator[str]:
     if rs.sigs:
         spre = f"{owner}\t{rs.ttl}\tIN\tRRSIG\t"
         for sig in rs.sigs:
-            yield spre + rdata_text(T_RRSIG, sig) + "\n"
+            yield spre + _rrsig_text(sig) + "\n"
+
+
+def _node_rrsets(zone: Zone, name: bytes) -> list[RRset]:
+    rrsets = zone.nodes[name]
+    if name == zone.origin:
+        rrsets = sorted(rrsets, key=lambda r: (r.rtype != T_SOA, r.rtype))
+    return rrsets
 
 
 def zone_lines(zone: Zone) -> Iterator[str]:
     for name in zone.order:
         owner = name_to_text(name)
-        rrsets = zone.nodes[name]
-        if name == zone.origin:
-            rrsets = sorted(rrsets, key=lambda r: (r.rtype != T_SOA, r.rtype))
-        for rs in rrsets:
+        for rs in _node_rrsets(zone, name):
             yield from _rrset_lines(owner, rs)
 
 
-def write_zone(zone: Zone, fh: IO[bytes], *, batch: int = 20000) -> str:
+def names_text(zone: Zone, names: Iterable[bytes]) -> bytes:
+    """The signed zone text of the nodes ``names`` (a slice of ``zone.order``), encoded.
+
+    Concatenating it over consecutive slices of ``zone.order`` gives exactly
+    :func:`write_zone`'s output (the parallel signer renders ranges in its workers).
+    """
+    out: list[str] = []
+    add = out.append
+    origin = zone.origin
+    nodes = zone.nodes
+    for name in names:
+        owner = _cached_name(name)
+        rrsets = nodes[name]
+        if name == origin:
+            rrsets = _node_rrsets(zone, name)
+        for rs in rrsets:
+            rtype = rs.rtype
+            pre = f"{owner}\t{rs.ttl}\tIN\t{type_name(rtype)}\t"
+            for rd in rs.rdatas:
+                add(pre + rdata_text(rtype, rd) + "\n")
+            if rs.sigs:
+                spre = f"{owner}\t{rs.ttl}\tIN\tRRSIG\t"
+                for sig in rs.sigs:
+                    add(spre + _rrsig_text(sig) + "\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def write_zone(zone: Zone, fh: IO[bytes], *, batch: int = 4096) -> str:
     """Write the zone text to ``fh``; return its SHA-256 (hex)."""
     h = hashlib.sha256()
-    buf: list[str] = []
-    for line in zone_lines(zone):
-        buf.append(line)
-        if len(buf) >= batch:
-            data = "".join(buf).encode("utf-8", "surrogateescape")
-            h.update(data)
-            fh.write(data)
-            buf = []
-    if buf:
-        data = "".join(buf).encode("utf-8", "surrogateescape")
+    order = zone.order
+    for i in range(0, len(order), batch):
+        data = names_text(zone, order[i : i + batch])
         h.update(data)
         fh.write(data)
     return h.hexdigest()

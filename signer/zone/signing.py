@@ -8,12 +8,19 @@ Times: inception = now - inception_offset (clock skew); expiration = now + valid
 j in [0, jitter] comes from SHA-256(owner || type): deterministic per RRset, spreads the
 re-signing, and never exceeds the validity the policy allows.
 
-Parallelism: the RRsets to sign are cut into chunks at node boundaries (an RRset or a node
-is never split) in canonical order; ``jobs`` worker processes (``spawn`` context: a PKCS#11
-library is initialised in each worker, never inherited across fork) each open the key
-themselves (their own session and login) and return RRSIG RDATA per chunk; results are
-merged in chunk order, so the output is byte-identical for any ``jobs`` when the key's
-signatures are deterministic (RFC 6979 ECDSA, EdDSA, RSA).
+Parallelism: ``zone.order`` is cut into *ranges* of whole nodes at delegation-safe boundaries
+(a range never starts on an occluded name, so a delegation and its glue stay together; an
+RRset or a node is never split). Workers are ``fork``-ed **after** the zone is complete, so
+they read the zone (and the ``--previous`` signatures) through copy-on-write memory: a task is
+just ``(start, end)``, nothing of the zone is pickled. Each worker opens the key itself
+(:class:`KeyOpener`: key file, or its own PKCS#11 session and login -- the PKCS#11 module is
+re-initialised in a forked child, see :mod:`signer.keys.pkcs11`), computes expirations,
+decides reuse, signs, and renders the **signed zone text** of its range
+(:func:`signer.zone.output.names_text`). It returns compact bytes: the RRSIG RDATA in walk
+order and the text. The parent puts the RRSIGs into the zone (for self-verification) and
+streams the text, in range order, to the output. The same range function runs in-process for
+``jobs == 1``, so the output is byte-identical for any ``jobs`` when the key's signatures are
+deterministic (RFC 6979 ECDSA, EdDSA, RSA).
 """
 
 from __future__ import annotations
@@ -24,13 +31,14 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from signer.zone.model import (
     KIND_APEX,
     KIND_AUTH,
     KIND_DELEGATION,
     KIND_NSEC3,
+    KIND_OCCLUDED,
     T_CDNSKEY,
     T_CDS,
     T_DNSKEY,
@@ -39,12 +47,12 @@ from signer.zone.model import (
     RRset,
     Zone,
     label_count,
-    rrsig_fields,
 )
 
-CHUNK = 2048
+RANGE_NAMES = 4096  # at most this many names per task
 _HEAD = struct.Struct("!HBBIIIH")
-_RR = struct.Struct("!HHIH")
+_RRSIG_TIMES = struct.Struct("!II")
+_RR_TAIL = struct.Struct("!IH")  # ttl, rdlength (after owner, type, class)
 BUNDLE_TYPES = frozenset({T_DNSKEY, T_CDS, T_CDNSKEY})
 
 
@@ -53,7 +61,7 @@ class KeyLike(Protocol):
 
 
 class KeyOpener(Protocol):
-    """Picklable: opens the ZSK in a process (software file or PKCS#11 session + login)."""
+    """Opens the ZSK in the calling process (software file or PKCS#11 session + login)."""
 
     def __call__(self) -> KeyLike: ...
 
@@ -93,7 +101,19 @@ Task = tuple[bytes, int, int, tuple[bytes, ...], int]
 
 def sign_task(key: KeyLike, params: SignParams, inception: int, t: Task) -> bytes:
     """RRSIG RDATA (header, signer name, signature) for one RRset."""
-    owner, rtype, ttl, rdatas, exp = t
+    return _sign_one(key.sign, params, inception, *t)
+
+
+def _sign_one(
+    sign: Callable[[bytes], bytes],
+    params: SignParams,
+    inception: int,
+    owner: bytes,
+    rtype: int,
+    ttl: int,
+    rdatas: tuple[bytes, ...],
+    exp: int,
+) -> bytes:
     header = (
         _HEAD.pack(
             rtype,
@@ -106,38 +126,55 @@ def sign_task(key: KeyLike, params: SignParams, inception: int, t: Task) -> byte
         )
         + params.signer
     )
-    parts = [header]
-    for rd in rdatas:
-        parts.append(owner)
-        parts.append(_RR.pack(rtype, 1, ttl, len(rd)))
-        parts.append(rd)
-    return header + key.sign(b"".join(parts))
+    pre = owner + rtype.to_bytes(2, "big") + b"\x00\x01"
+    if len(rdatas) == 1:
+        rd = rdatas[0]
+        data = header + pre + _RR_TAIL.pack(ttl, len(rd)) + rd
+    else:
+        parts = [header]
+        for rd in rdatas:
+            parts.append(pre)
+            parts.append(_RR_TAIL.pack(ttl, len(rd)))
+            parts.append(rd)
+        data = b"".join(parts)
+    return header + sign(data)
 
 
-# -- worker side ---------------------------------------------------------------------------
-_worker_key: KeyLike | None = None
-_worker_params: tuple[SignParams, int] | None = None
-_worker_error: BaseException | None = None
+def fast_signer(key: KeyLike) -> Callable[[bytes], bytes]:
+    """``key.sign``, or for an in-memory ECDSA key that does not re-verify (a development
+    key file) the same deterministic RFC 6979 signature without the per-call dispatch."""
+    from signer.keys.soft import SoftKey
+
+    if not isinstance(key, SoftKey) or key.verify_signatures:
+        return key.sign
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from signer.algorithms import info
+
+    ai = info(key.dnskey.algorithm)
+    pk = key.private_key
+    if ai.family != "ecdsa" or not isinstance(pk, ec.EllipticCurvePrivateKey):
+        return key.sign
+    alg = ec.ECDSA(ai.hash(), deterministic_signing=True)
+    size = ai.default_bits // 8
+    raw_sign = pk.sign
+
+    def sign(data: bytes) -> bytes:
+        return _der_to_raw(raw_sign(data, alg), size)
+
+    return sign
 
 
-def _worker_init(opener: KeyOpener, params: SignParams, inception: int) -> None:
-    # An exception in a Pool initializer makes the pool respawn workers forever: keep it and
-    # raise it from the first task instead, so the parent sees the real error.
-    global _worker_key, _worker_params, _worker_error
-    try:
-        _worker_key = opener()
-    except Exception as exc:
-        _worker_error = exc
-    _worker_params = (params, inception)
-
-
-def _worker_sign(chunk: list[Task]) -> list[bytes]:
-    if _worker_error is not None:
-        raise _worker_error
-    assert _worker_key is not None and _worker_params is not None
-    key = _worker_key
-    params, inception = _worker_params
-    return [sign_task(key, params, inception, t) for t in chunk]
+def _der_to_raw(der: bytes, size: int) -> bytes:
+    # SEQUENCE { INTEGER r, INTEGER s }; P-256/P-384 signatures have short-form lengths
+    i = 2 if der[1] < 0x80 else 3
+    rl = der[i + 1]
+    r = der[i + 2 : i + 2 + rl].lstrip(b"\x00")
+    i += 2 + rl
+    sl = der[i + 1]
+    s = der[i + 2 : i + 2 + sl].lstrip(b"\x00")
+    pad = b"\x00" * size
+    return (pad + r)[-size:] + (pad + s)[-size:]
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -150,6 +187,7 @@ class SignStats:
     max_expiration: int = 0
 
 
+# (owner, type) -> (ttl, rdatas, sigs) of the previous signed zone
 Previous = dict[tuple[bytes, int], RRset]
 
 
@@ -160,19 +198,128 @@ def reusable(
     beyond ``now + refresh``), or None."""
     if prev is None or prev.ttl != rs.ttl or prev.rdatas != rs.rdatas:
         return None
+    signer = params.signer
     for sig in prev.sigs:
-        f = rrsig_fields(sig)
+        tc, alg, _lab, ottl, exp, inc, tag = _HEAD.unpack_from(sig, 0)
         if (
-            f.key_tag == params.key_tag
-            and f.algorithm == params.algorithm
-            and f.type_covered == rs.rtype
-            and f.original_ttl == rs.ttl
-            and f.signer == params.signer
-            and f.inception <= now
-            and f.expiration > now + refresh
+            tag == params.key_tag
+            and alg == params.algorithm
+            and tc == rs.rtype
+            and ottl == rs.ttl
+            and sig.startswith(signer, 18)
+            and inc <= now
+            and exp > now + refresh
         ):
             return sig
     return None
+
+
+def plan_ranges(zone: Zone, jobs: int) -> list[tuple[int, int]]:
+    """Cut ``zone.order`` into ``(start, end)`` ranges at delegation-safe boundaries."""
+    n = len(zone.order)
+    if n == 0:
+        return []
+    target = max(256, min(RANGE_NAMES, -(-n // max(1, jobs * 8))))
+    kinds = zone.kinds
+    order = zone.order
+    out = []
+    start = 0
+    while start < n:
+        end = min(n, start + target)
+        while end < n and kinds[order[end]] == KIND_OCCLUDED:
+            end += 1
+        out.append((start, end))
+        start = end
+    return out
+
+
+class RangeResult(NamedTuple):
+    sigs: list[bytes]  # one RRSIG per signable RRset, in walk order
+    text: bytes  # the signed zone text of the range ("" when not rendering)
+    created: int
+    reused: int
+    min_exp: int
+    max_exp: int
+
+
+@dataclass
+class _Context:
+    zone: Zone
+    params: SignParams
+    times: SigTimes
+    previous: Previous | None
+    refresh: int
+    render: bool
+    opener: KeyOpener
+    sign: Callable[[bytes], bytes] | None = None
+    error: BaseException | None = None
+
+
+_ctx: _Context | None = None  # set in the parent before forking; inherited by the workers
+
+
+def _sign_range(ctx: _Context, start: int, end: int) -> RangeResult:
+    if ctx.error is not None:
+        raise ctx.error
+    if ctx.sign is None:
+        ctx.sign = fast_signer(ctx.opener())
+    sign = ctx.sign
+    zone = ctx.zone
+    nodes = zone.nodes
+    kinds = zone.kinds
+    params = ctx.params
+    times = ctx.times
+    inception = times.inception
+    previous = ctx.previous
+    now = times.now
+    refresh = ctx.refresh
+    sigs: list[bytes] = []
+    created = reused = 0
+    lo = 0xFFFFFFFFFFFF
+    hi = 0
+    names = zone.order[start:end]
+    for name in names:
+        kind = kinds[name]
+        lst = nodes[name]
+        for i, rs in enumerate(lst):
+            if not signable(kind, rs.rtype):
+                continue
+            sig = None
+            if previous is not None:
+                sig = reusable(previous.get((name, rs.rtype)), rs, params, now, refresh)
+            if sig is None:
+                exp = times.expiration(name, rs.rtype)
+                sig = _sign_one(sign, params, inception, name, rs.rtype, rs.ttl, rs.rdatas, exp)
+                created += 1
+            else:
+                exp = _RRSIG_TIMES.unpack_from(sig, 8)[0]
+                reused += 1
+            lo = min(lo, exp)
+            hi = max(hi, exp)
+            sigs.append(sig)
+            if ctx.render:
+                lst[i] = rs._replace(sigs=(sig,))
+    text = b""
+    if ctx.render:
+        from signer.zone.output import names_text
+
+        text = names_text(zone, names)
+    return RangeResult(sigs, text, created, reused, lo if sigs else 0, hi)
+
+
+def _worker_init() -> None:
+    # An exception in a Pool initializer makes the pool respawn workers forever: keep it and
+    # raise it from the first task instead, so the parent sees the real error.
+    assert _ctx is not None
+    try:
+        _ctx.sign = fast_signer(_ctx.opener())
+    except Exception as exc:
+        _ctx.error = exc
+
+
+def _worker_range(rng: tuple[int, int]) -> RangeResult:
+    assert _ctx is not None
+    return _sign_range(_ctx, *rng)
 
 
 def sign_zone(
@@ -186,82 +333,69 @@ def sign_zone(
     refresh: int = 0,
     progress: Callable[[int], None] | None = None,
     key: KeyLike | None = None,
+    text_sink: Callable[[bytes], None] | None = None,
 ) -> SignStats:
     """Sign every signable RRset of ``zone`` in place (fills ``RRset.sigs``).
 
     ``key``: an already opened key for ``jobs == 1`` (else ``opener`` is called here);
-    workers always call ``opener`` themselves.
+    workers always call ``opener`` themselves. ``text_sink``: called with the signed zone
+    text, range after range in canonical order (the whole zone: see
+    :func:`signer.zone.output.names_text`); the workers render it.
     """
+    global _ctx
     stats = SignStats()
-    tasks: list[Task] = []
-    slots: list[tuple[list[RRset], int]] = []  # where each task's result goes
-    chunks: list[list[Task]] = []
-    chunk_slots: list[list[tuple[list[RRset], int]]] = []
-    exps: list[int] = []
+    ranges = plan_ranges(zone, jobs)
+    ctx = _Context(
+        zone, params, times, previous, refresh, text_sink is not None, opener,
+        sign=fast_signer(key) if key is not None and jobs <= 1 else None,
+    )  # fmt: skip
+    nodes = zone.nodes
     kinds = zone.kinds
-    for name in zone.order:
-        kind = kinds[name]
-        lst = zone.nodes[name]
-        for i, rs in enumerate(lst):
-            if not signable(kind, rs.rtype):
-                continue
-            stats.rrsets_signed += 1
-            if previous is not None:
-                old = reusable(previous.get((name, rs.rtype)), rs, params, times.now, refresh)
-                if old is not None:
-                    lst[i] = rs._replace(sigs=(old,))
-                    stats.rrsigs_reused += 1
-                    exps.append(rrsig_fields(old).expiration)
-                    continue
-            exp = times.expiration(name, rs.rtype)
-            tasks.append((name, rs.rtype, rs.ttl, rs.rdatas, exp))
-            slots.append((lst, i))
-        if len(tasks) >= CHUNK:
-            chunks.append(tasks)
-            chunk_slots.append(slots)
-            tasks = []
-            slots = []
-    if tasks:
-        chunks.append(tasks)
-        chunk_slots.append(slots)
-    for result, sl in zip(
-        _run(chunks, opener, params, times.inception, jobs, key), chunk_slots, strict=True
-    ):
-        for sig, (lst, i) in zip(result, sl, strict=True):
-            lst[i] = lst[i]._replace(sigs=(sig,))
-        stats.rrsigs_created += len(result)
+    order = zone.order
+    lo = 0xFFFFFFFFFFFF
+    hi = 0
+    for (start, end), res in zip(ranges, _run(ctx, ranges, jobs), strict=True):
+        it = iter(res.sigs)
+        if not ctx.render or jobs > 1:
+            # the parent's zone gets the signatures (a worker filled only its own copy)
+            for name in order[start:end]:
+                kind = kinds[name]
+                lst = nodes[name]
+                for i, rs in enumerate(lst):
+                    if signable(kind, rs.rtype):
+                        lst[i] = rs._replace(sigs=(next(it),))
+        if text_sink is not None:
+            text_sink(res.text)
+        n = len(res.sigs)
+        stats.rrsets_signed += n
+        stats.rrsigs_created += res.created
+        stats.rrsigs_reused += res.reused
+        if n:
+            lo = min(lo, res.min_exp)
+            hi = max(hi, res.max_exp)
         if progress is not None:
-            progress(len(result))
-    for ch in chunks:
-        exps.extend(t[4] for t in ch)
-    if exps:
-        stats.min_expiration = min(exps)
-        stats.max_expiration = max(exps)
+            progress(n)
+    if stats.rrsets_signed:
+        stats.min_expiration = lo
+        stats.max_expiration = hi
     return stats
 
 
-def _run(
-    chunks: list[list[Task]],
-    opener: KeyOpener,
-    params: SignParams,
-    inception: int,
-    jobs: int,
-    key: KeyLike | None,
-) -> Iterator[list[bytes]]:
-    if not chunks:
+def _run(ctx: _Context, ranges: list[tuple[int, int]], jobs: int) -> Iterator[RangeResult]:
+    global _ctx
+    if not ranges:
         return
-    if jobs <= 1 or len(chunks) == 1:
-        key = key or opener()
-        for ch in chunks:
-            yield [sign_task(key, params, inception, t) for t in ch]
+    if jobs <= 1 or len(ranges) == 1:
+        for start, end in ranges:
+            yield _sign_range(ctx, start, end)
         return
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(
-        processes=min(jobs, len(chunks)),
-        initializer=_worker_init,
-        initargs=(opener, params, inception),
-    ) as pool:
-        yield from pool.imap(_worker_sign, chunks, chunksize=1)
+    _ctx = ctx
+    try:
+        mp = multiprocessing.get_context("fork")
+        with mp.Pool(processes=min(jobs, len(ranges)), initializer=_worker_init) as pool:
+            yield from pool.imap(_worker_range, ranges, chunksize=1)
+    finally:
+        _ctx = None
 
 
 def default_jobs() -> int:
