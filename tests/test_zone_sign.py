@@ -106,8 +106,12 @@ def test_sign_nsec_validates_and_is_identical_for_any_jobs(tmp_path: Path) -> No
         s, tmp_path / "one.signed", "--jobs", "1", "--summary-json", str(tmp_path / "s.json")
     )
     assert r1.exit_code == 0, r1.output
-    r2 = _sign(s, tmp_path / "two.signed", "--jobs", "2", "--verify", "full")
+    js2 = tmp_path / "s2.json"
+    r2 = _sign(
+        s, tmp_path / "two.signed", "--jobs", "2", "--verify", "full", "--summary-json", str(js2)
+    )
     assert r2.exit_code == 0, r2.output
+    assert json.loads(js2.read_text())["sign_processes"] == 2
     one = (tmp_path / "one.signed").read_bytes()
     assert one == (tmp_path / "two.signed").read_bytes()
     summary = json.loads((tmp_path / "s.json").read_text())
@@ -194,3 +198,44 @@ def test_previous_reuses_unchanged_signatures(tmp_path: Path) -> None:
     assert c["rrsigs_created"] >= 1
     assert c["rrsigs_reused"] >= c["rrsets_signed"] - 3
     _validators(tmp_path / "second.signed")
+
+
+def test_pkcs11_zsk_with_two_workers_validates(tmp_path: Path, lab) -> None:  # type: ignore[no-untyped-def]
+    """The ZSK on the lab's "zsk" token: parent and each forked worker open their own session
+    and login (--pin-file); the output validates and equals the --jobs 1 output."""
+    from signer.keys.pkcs11 import Pkcs11Token
+    from signer.pin import PinSource
+
+    z = dns.name.from_text("example.")
+    with Pkcs11Token(lab.uri("zsk"), PinSource(pin_file=str(lab.pin_file("zsk"))), rw=True) as tok:
+        zsk_dnskey = tok.generate("zone-zsk", Algorithm.ECDSAP256SHA256).dnskey
+    ksk = SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=True)
+    keys = (ksk.dnskey, zsk_dnskey)
+    start, length = NOW - DAY, 20 * DAY
+    unsigned = Bundle("b1", start, start + length, 3600, keys)
+    sig = sign_rrset(unsigned.dnskey_rrset(z), ksk, z, start, start + length)
+    bs = BundleSet(z, (Bundle("b1", start, start + length, 3600, keys, (sig,)),), "response")
+    (tmp_path / "skr").write_text(dump_response(bs))
+    (tmp_path / "ta.ds").write_text(make_ds(z, ksk.dnskey, 2).to_text(z) + "\n")
+    shutil.copy(DATA / "example.zone", tmp_path / "example.zone")
+    shutil.copy(DATA / "included.zone", tmp_path / "included.zone")
+    s = Setup(tmp_path, tmp_path / "example.zone", tmp_path / "skr", tmp_path, tmp_path / "ta.ds",
+              tmp_path)  # fmt: skip
+    uri = lab.uri("zsk", "zone-zsk")
+    pin = ("--pin-file", str(lab.pin_file("zsk")))
+    two = tmp_path / "two.signed"
+    js = tmp_path / "s.json"
+    r = _sign(s, two, "--jobs", "2", "--verify", "full", "--summary-json", str(js), *pin, zsk=uri)  # type: ignore[arg-type]
+    assert r.exit_code == 0, r.output
+    assert json.loads(js.read_text())["sign_processes"] == 2  # forked workers, own sessions
+    assert lab.pin("zsk") not in r.output
+    one = tmp_path / "one.signed"
+    r = _sign(s, one, "--jobs", "1", *pin, zsk=uri)  # type: ignore[arg-type]
+    assert r.exit_code == 0, r.output
+
+    def unsigned(path: Path) -> list[str]:  # SoftHSM's ECDSA is randomised: drop signatures
+        return [ln.rsplit(" ", 1)[0] if "\tRRSIG\t" in ln else ln for ln in path.open()]
+
+    assert unsigned(one) == unsigned(two) and one.read_bytes() != two.read_bytes()
+    assert sum("\tRRSIG\t" in ln for ln in unsigned(two)) > 20
+    _validators(two)

@@ -300,6 +300,7 @@ def run_sign(job: SignJob) -> dict[str, Any]:
         "serial": serial,
         "now": time_text(job.now),
         "jobs": job.jobs,
+        "sign_processes": stats.processes,
         "denial": job.denial + (" opt-out" if job.denial == "nsec3" and job.nsec3_optout else ""),
         "counts": {
             "names": len(zone.order),

@@ -185,6 +185,7 @@ class SignStats:
     rrsigs_reused: int = 0
     min_expiration: int = 0
     max_expiration: int = 0
+    processes: int = 1  # worker processes that signed (1: in the calling process)
 
 
 # (owner, type) -> (ttl, rdatas, sigs) of the previous signed zone
@@ -219,7 +220,7 @@ def plan_ranges(zone: Zone, jobs: int) -> list[tuple[int, int]]:
     n = len(zone.order)
     if n == 0:
         return []
-    target = max(256, min(RANGE_NAMES, -(-n // max(1, jobs * 8))))
+    target = max(1, min(RANGE_NAMES, -(-n // max(1, jobs * 8))))
     kinds = zone.kinds
     order = zone.order
     out = []
@@ -354,6 +355,8 @@ def sign_zone(
     order = zone.order
     lo = 0xFFFFFFFFFFFF
     hi = 0
+    if jobs > 1 and len(ranges) > 1:
+        stats.processes = min(jobs, len(ranges))
     for (start, end), res in zip(ranges, _run(ctx, ranges, jobs), strict=True):
         it = iter(res.sigs)
         if not ctx.render or jobs > 1:
