@@ -384,6 +384,19 @@ class _Reader:
         return self.range(node, where, lambda n, w: self.integer(n, w))
 
 
+def _at(node: yaml.Node, *keys: str) -> yaml.Node:
+    """The value node at ``keys`` below ``node`` (as deep as the path exists): a cross-field
+    rule names the line of the value that breaks it, not the start of its section."""
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        found = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
+        if not found:
+            break
+        node = found[0]
+    return node
+
+
 def _zone(r: _Reader, node: yaml.Node) -> dns.name.Name:
     def fn(text: str) -> dns.name.Name:
         if not text.endswith("."):
@@ -469,11 +482,13 @@ def _signer(r: _Reader, node: yaml.Node) -> SignerPolicy:
         kw["foreign_zsks"] = _foreign(r, m["foreign_zsks"], "signer.foreign_zsks")
     sp = SignerPolicy(**{**d.__dict__, **kw})
     if sp.refresh >= sp.validity:
-        raise r.fail(node, "signer: refresh must be shorter than signature_validity")
+        where = m.get("refresh", m.get("signature_validity", node))
+        raise r.fail(where, "signer: refresh must be shorter than signature_validity")
     if sp.jitter >= sp.refresh and sp.jitter:
-        raise r.fail(node, "signer: jitter must be shorter than refresh")
+        raise r.fail(m.get("jitter", node), "signer: jitter must be shorter than refresh")
     if sp.bundle_margin > sp.bundle_warning:
-        raise r.fail(node, "signer: bundle_margin must not exceed bundle_warning")
+        where = m.get("bundle_margin", m.get("bundle_warning", node))
+        raise r.fail(where, "signer: bundle_margin must not exceed bundle_warning")
     return sp
 
 
@@ -625,10 +640,11 @@ def _ksk(r: _Reader, node: yaml.Node, zone: dns.name.Name | None) -> KskPolicy:
                 m.get("bits", node), f"ksk: no size in ksk.bits suits {a.name} ({lo}..{hi})"
             )
     if not kp.bundle_interval.min <= kp.bundle_spacing <= kp.bundle_interval.max:
-        raise r.fail(node, "ksk: bundle_spacing lies outside ksk.bundle_interval")
+        at = m.get("bundle_spacing", m.get("bundle_interval", node))
+        raise r.fail(at, "ksk: bundle_spacing lies outside ksk.bundle_interval")
     if kp.signature_validity.max <= kp.bundle_spacing:
         raise r.fail(
-            node,
+            m.get("signature_validity", m.get("bundle_spacing", node)),
             "ksk: signature_validity.max must exceed bundle_spacing (bundles would not overlap)",
         )
     return kp
@@ -716,13 +732,19 @@ def load_policy(path: str | Path) -> Policy:
     ksk = _ksk(r, m["ksk"], zone)
     window = _window(r, m["window"]) if "window" in m else None
     if signer.pre_publish < signer.publish_safety:
-        raise r.fail(m["signer"], "signer: zsk_rollover.pre_publish is shorter than publish_safety")
+        raise r.fail(
+            _at(m["signer"], "zsk_rollover", "pre_publish"),
+            "signer: zsk_rollover.pre_publish is shorter than publish_safety",
+        )
     if signer.post_publish < signer.retire_safety:
-        raise r.fail(m["signer"], "signer: zsk_rollover.post_publish is shorter than retire_safety")
+        raise r.fail(
+            _at(m["signer"], "zsk_rollover", "post_publish"),
+            "signer: zsk_rollover.post_publish is shorter than retire_safety",
+        )
     if signer.bundle_margin >= ksk.signature_validity.min - ksk.bundle_spacing:
         # every instant must be covered by a bundle with at least bundle_margin left
         raise r.fail(
-            m["signer"],
+            _at(m["signer"], "bundle_margin"),
             "signer.bundle_margin is too long: it must be shorter than "
             "ksk.signature_validity.min - ksk.bundle_spacing, or no bundle could hand over",
         )
