@@ -221,20 +221,21 @@ ksk:
 
 
 def change_one_percent(src: Path, dst: Path) -> int:
-    """Every 100th delegation gets a different first NS target (1 % of delegations changed)."""
+    """Every 100th delegation gets one more DS record (1 % of delegations changed): its DS
+    RRset is new or different, and so is its NSEC/NSEC3 bitmap when it had no DS."""
     seen = 0
     changed = 0
     last_owner = None
     with src.open() as fin, dst.open("w") as fout:
         for line in fin:
+            fout.write(line)
             parts = line.split()
             if len(parts) >= 5 and parts[3] == "NS" and parts[0] != "@" and parts[0] != last_owner:
                 last_owner = parts[0]
                 seen += 1
-                if seen % 100 == 0:
-                    line = line.replace(parts[4], "changed." + parts[4], 1)
+                if seen % 100 == 0 and "." not in parts[0]:
+                    fout.write(f"{parts[0]} 86400 IN DS {seen % 65536} 13 2 {seen:064X}\n")
                     changed += 1
-            fout.write(line)
     return changed
 
 
