@@ -21,7 +21,7 @@ debs:
 	    echo "make: run as root, or: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	  echo "make: installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 $(BIN)/activate:
