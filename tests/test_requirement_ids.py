@@ -235,3 +235,17 @@ def test_requirement_id_has_a_failing_case_test(rid: str) -> None:
 
 
 COVERED = covered_ids(set(DECLARED))
+
+
+def test_bundle_ids_are_documented() -> None:
+    """docs/bundles.md lists every ID of the key-bundle code (a table row `| ID | meaning |`)."""
+    doc = (ROOT / "docs" / "bundles.md").read_text()
+    rows = set(re.findall(r"^\| ([A-Z][A-Z0-9-]+) \| ", doc, re.MULTILINE))
+    bundle_code = ("signer/bundles/", "ceremony/ksk.py", "signer/cli/sign.py", "signer/rrsig.py")
+    wanted = {
+        rid
+        for rid, places in DECLARED.items()
+        if rid not in BASES and any(p.startswith(bundle_code) for p in places)
+    } | {"VERIFY"}
+    missing = sorted(wanted - rows)
+    assert not missing, f"docs/bundles.md lacks a row for {missing}"
