@@ -477,6 +477,27 @@ class _Loader:
                     *(parse_ttl(t, path, line) for t in rd[3:7]),
                 )
             )
+        if rtype == T_RRSIG:
+            return _rrsig_rdata(rd, origin, path, line)
+        if rtype == T_NSEC:
+            if not rd:
+                raise InputError("NSEC takes a next name and types", path=path, line=line)
+            # the next name keeps its case (RFC 6840 sect. 5.1)
+            nxt = name_from_text(rd[0], origin, path=path, line=line, lower=False)
+            return nxt + _bitmap_from_tokens(rd[1:], path, line)
+        if rtype == T_NSEC3:
+            return _nsec3_rdata(rd, path, line)
+        if rtype == T_DNSKEY:
+            if len(rd) < 4:
+                raise InputError(
+                    "DNSKEY takes flags, protocol, algorithm, key", path=path, line=line
+                )
+            return struct.pack(
+                "!HBB",
+                _u(rd[0], 16, "DNSKEY flags", path, line),
+                _u(rd[1], 8, "DNSKEY protocol", path, line),
+                _rtype_alg(rd[2], path, line),
+            ) + _b64("".join(rd[3:]), "DNSKEY key", path, line)
         return self._fallback(rtype, rd, origin, path, line)
 
     def _fallback(self, rtype: int, rd: list[str], origin: bytes, path: str, line: int) -> bytes:
@@ -512,6 +533,124 @@ class _Loader:
             nodes[owner] = rrsets
         self.nodes = {}
         return z
+
+
+def _b64(text: str, what: str, path: str, line: int) -> bytes:
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{what} is not base64", path=path, line=line) from None
+
+
+_day_cache: dict[str, int] = {}
+
+
+def _sigtime(tok: str, path: str, line: int) -> int:
+    """RRSIG time field (RFC 4034 sect. 3.2): YYYYMMDDHHmmSS (UTC) or seconds since 1970."""
+    if not tok.isdigit() or not tok.isascii():
+        raise InputError(f"bad RRSIG time {tok!r}", path=path, line=line)
+    if len(tok) <= 10:
+        return _u(tok, 32, "RRSIG time", path, line)
+    if len(tok) != 14:
+        raise InputError(f"bad RRSIG time {tok!r}", path=path, line=line)
+    day = _day_cache.get(tok[:8])
+    if day is None:
+        import calendar
+        import datetime
+
+        try:
+            d = datetime.date(int(tok[:4]), int(tok[4:6]), int(tok[6:8]))
+        except ValueError:
+            raise InputError(f"bad RRSIG time {tok!r}", path=path, line=line) from None
+        day = calendar.timegm(d.timetuple())
+        _day_cache[tok[:8]] = day
+    hh, mm, ss = int(tok[8:10]), int(tok[10:12]), int(tok[12:14])
+    if hh > 23 or mm > 59 or ss > 59:
+        raise InputError(f"bad RRSIG time {tok!r}", path=path, line=line)
+    return (day + hh * 3600 + mm * 60 + ss) & 0xFFFFFFFF
+
+
+def _type_of(tok: str, path: str, line: int) -> int:
+    t = _rtype(tok)
+    if t is None:
+        raise InputError(f"unknown RR type {tok!r}", path=path, line=line)
+    return t
+
+
+_bitmap_cache: dict[tuple[str, ...], bytes] = {}
+
+
+def _bitmap_from_tokens(toks: list[str], path: str, line: int) -> bytes:
+    key = tuple(toks)
+    bm = _bitmap_cache.get(key)
+    if bm is None:
+        from signer.zone.model import type_bitmap
+
+        bm = type_bitmap([_type_of(t, path, line) for t in toks])
+        if len(_bitmap_cache) < 10_000:
+            _bitmap_cache[key] = bm
+    return bm
+
+
+def _rrsig_rdata(rd: list[str], origin: bytes, path: str, line: int) -> bytes:
+    if len(rd) < 9:
+        raise InputError(
+            "RRSIG takes type, algorithm, labels, original TTL, expiration, inception, "
+            "key tag, signer, signature",
+            path=path,
+            line=line,
+        )
+    return (
+        struct.pack(
+            "!HBBIIIH",
+            _type_of(rd[0], path, line),
+            _rtype_alg(rd[1], path, line),
+            _u(rd[2], 8, "RRSIG labels", path, line),
+            _u(rd[3], 32, "RRSIG original TTL", path, line),
+            _sigtime(rd[4], path, line),
+            _sigtime(rd[5], path, line),
+            _u(rd[6], 16, "RRSIG key tag", path, line),
+        )
+        + name_from_text(rd[7], origin, path=path, line=line)
+        + _b64("".join(rd[8:]), "RRSIG signature", path, line)
+    )
+
+
+def _nsec3_rdata(rd: list[str], path: str, line: int) -> bytes:
+    if len(rd) < 5:
+        raise InputError(
+            "NSEC3 takes algorithm, flags, iterations, salt, next hash, types",
+            path=path,
+            line=line,
+        )
+    if rd[3] == "-":
+        salt = b""
+    else:
+        try:
+            salt = binascii.unhexlify(rd[3])
+        except (binascii.Error, ValueError):
+            raise InputError("NSEC3 salt is not hexadecimal", path=path, line=line) from None
+    from signer.zone.nsec3 import b32hex_decode
+
+    try:
+        nxt = b32hex_decode(rd[4])
+    except ValueError:
+        raise InputError("NSEC3 next hash is not base32hex", path=path, line=line) from None
+    if len(salt) > 255 or not 0 < len(nxt) < 256:
+        raise InputError("NSEC3 salt or next hash too long", path=path, line=line)
+    return (
+        struct.pack(
+            "!BBHB",
+            _u(rd[0], 8, "NSEC3 algorithm", path, line),
+            _u(rd[1], 8, "NSEC3 flags", path, line),
+            _u(rd[2], 16, "NSEC3 iterations", path, line),
+            len(salt),
+        )
+        + salt
+        + bytes((len(nxt),))
+        + nxt
+        + _bitmap_from_tokens(rd[5:], path, line)
+    )
 
 
 def _rtype_alg(tok: str, path: str, line: int) -> int:

@@ -11,6 +11,7 @@ always 0 (RFC 5155 sect. 4.1.2). TTL of NSEC3 and NSEC3PARAM: min(SOA TTL, SOA M
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import struct
 
@@ -51,6 +52,23 @@ def nsec3_hash(name: bytes, salt: bytes, iterations: int) -> bytes:
 def b32hex(digest: bytes) -> bytes:
     """Lowercase base32hex without padding (a 20-byte SHA-1 gives 32 characters)."""
     return base64.b32encode(digest).translate(_B32).rstrip(b"=")
+
+
+_B32_BACK = bytes.maketrans(
+    b"0123456789abcdefghijklmnopqrstuv", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+)
+
+
+def b32hex_decode(text: str) -> bytes:
+    """Inverse of :func:`b32hex` (either case, padding optional); ValueError if malformed."""
+    raw = text.lower().encode("ascii", "replace")
+    if raw.translate(None, b"0123456789abcdefghijklmnopqrstuv="):
+        raise ValueError(f"not base32hex: {text!r}")
+    raw = raw.rstrip(b"=")
+    try:
+        return base64.b32decode(raw.translate(_B32_BACK) + b"=" * (-len(raw) % 8))
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_salt(text: str) -> bytes:
