@@ -8,6 +8,7 @@ stand in for the tokens here; the token round trip is in test_bundles_roundtrip.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,21 @@ from signer.algorithms import Algorithm
 from signer.cli.main import cli as zonesigner_cli
 from signer.keys.soft import SoftKey
 
-POLICY = """\
+
+def policy_yaml(
+    ksks: Mapping[str, str], *, length: str = "P90D", schema: str = "", signer_extra: str = ""
+) -> str:
+    """The exchange's policy: one ECDSA P-256 zone, the root's bundle shape (9 x 10 days, 21-day
+    signatures), CDS/CDNSKEY; ``ksks`` maps ksk.keys names to specs, ``schema`` the KSK slot
+    schema lines (indented 4), ``signer_extra`` extra signer: lines (indented 2)."""
+    keys = "".join(f'    {name}: {{key: "{spec}"}}\n' for name, spec in ksks.items())
+    schema_block = f"  schema:\n{schema}\n" if schema else ""
+    return f"""\
 zone: example.com.
 signer:
   algorithm: ECDSAP256SHA256
   bundle_margin: P2D
-ksk:
+{signer_extra}ksk:
   algorithms: [ECDSAP256SHA256]
   dnskey_ttl: PT1H
   signature_validity: {{min: P21D, max: P21D}}
@@ -35,14 +45,14 @@ ksk:
   horizon: P300D
   cds: {{cds: true, cdnskey: true, digest_types: [2]}}
   keys:
-    k1: {{key: "{ksk}"}}
-  ranges:
+{keys}{schema_block}  ranges:
     zsk_algorithms: [ECDSAP256SHA256]
     zsk_bits: {{min: 256, max: 256}}
 window:
   start: 2026-01-01T00:00:00Z
-  length: P90D
+  length: {length}
 """
+
 
 NOW = "2025-12-20T00:00:00Z"
 
@@ -71,23 +81,26 @@ def invoke(which: str, args: list[str]) -> Result:
     return CliRunner().invoke(cli, args)
 
 
-def sign_args(ex: Exchange, ksr: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "sign-request",
-        "--policy",
-        str(ex.policy),
-        "--now",
-        NOW,
-        *extra,
-        "-o",
-        str(out),
-        str(ksr),
-    ]
+def request_args(policy: Path, zsks: Sequence[str], ksr: Path, *extra: str) -> list[str]:
+    """``zonesigner bundles request`` for ``zsks`` (SPEC[@TIME]) into ``ksr``."""
+    args = ["bundles", "request", "--policy", str(policy)]
+    for z in zsks:
+        args += ["--zsk", z]
+    return [*args, *extra, "-o", str(ksr)]
 
 
-def import_args(ex: Exchange, ksr: Path, skr: Path, out: Path | None = None) -> list[str]:
-    args = ["bundles", "import", "--policy", str(ex.policy), "--request", str(ksr)]
-    args += ["--trust-anchor", ex.anchor]
+def sign_args(policy: Path, ksr: Path, out: Path, *extra: str, now: str = NOW) -> list[str]:
+    """``ceremony sign-request`` of ``ksr`` into ``out`` at ``now``."""
+    return ["sign-request", "--policy", str(policy), "--now", now, *extra, "-o", str(out), str(ksr)]
+
+
+def import_args(
+    policy: Path, ksr: Path, skr: Path, anchors: Sequence[str], out: Path | None = None
+) -> list[str]:
+    """``zonesigner bundles import`` of ``skr`` (answering ``ksr``) against ``anchors``."""
+    args = ["bundles", "import", "--policy", str(policy), "--request", str(ksr)]
+    for a in anchors:
+        args += ["--trust-anchor", a]
     if out is not None:
         args += ["-o", str(out)]
     return [*args, str(skr)]
@@ -100,15 +113,11 @@ def make_exchange(where: Path) -> Exchange:
     zsk.write_bytes(SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=False).to_pem())
     ksk.write_bytes(SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=True).to_pem())
     policy = where / "policy.yaml"
-    policy.write_text(POLICY.format(ksk=ksk))
+    policy.write_text(policy_yaml({"k1": str(ksk)}))
     ksr, skr = where / "q.ksr", where / "q.skr"
-    r = invoke(
-        "zonesigner",
-        ["bundles", "request", "--policy", str(policy), "--zsk", str(zsk), "-o", str(ksr)],
-    )
+    r = invoke("zonesigner", request_args(policy, [str(zsk)], ksr))
     assert r.exit_code == 0, r.output
-    ex = Exchange(where, policy, zsk, ksk, ksr, skr, "")
-    r = invoke("ceremony", sign_args(ex, ksr, skr))
+    r = invoke("ceremony", sign_args(policy, ksr, skr))
     assert r.exit_code == 0, r.output
     anchor = json.loads(Path(f"{skr}.json").read_text())["trust_anchors"][0]
     return Exchange(where, policy, zsk, ksk, ksr, skr, anchor)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from signer.bundles import rootxml as rx
 from signer.bundles import textformat as tf
 from signer.errors import InputError
 from tests.conftest import IANA_ROOT
+from tests.fuzzkit import byte_ops, fuzz_settings, mutate
 
 DATA = Path(__file__).parent / "data" / "bundles"
 KSR = (DATA / "knot-3.2.6-ksr.txt").read_bytes()
@@ -66,43 +67,10 @@ TOKENS = [
     b"-1",
 ]
 
-op = st.one_of(
-    st.tuples(st.just("del"), st.floats(0, 1), st.integers(1, 64)),
-    st.tuples(st.just("ins"), st.floats(0, 1), st.sampled_from(TOKENS)),
-    st.tuples(st.just("ins"), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
-    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(0, 255)),
-    st.tuples(st.just("cut"), st.floats(0, 1), st.just(0)),
-    st.tuples(st.just("dup"), st.floats(0, 1), st.integers(1, 400)),
-)
+op = byte_ops(TOKENS)
 
 
-def mutate(seed: bytes, ops: list[tuple[str, float, object]]) -> bytes:
-    data = bytearray(seed)
-    for kind, where, arg in ops:
-        i = min(int(where * len(data)), max(len(data) - 1, 0))
-        if kind == "del":
-            assert isinstance(arg, int)
-            del data[i : i + arg]
-        elif kind == "ins":
-            assert isinstance(arg, bytes)
-            data[i:i] = arg
-        elif kind == "flip" and data:
-            assert isinstance(arg, int)
-            data[i] = arg
-        elif kind == "cut":
-            del data[i:]
-        elif kind == "dup":
-            assert isinstance(arg, int)
-            data[i:i] = data[i : i + arg]
-    return bytes(data)
-
-
-FUZZ = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings(300)
 
 
 def text_parse(kind: str, data: bytes) -> None:

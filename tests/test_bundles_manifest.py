@@ -180,7 +180,7 @@ def test_sign_request_refuses_tampered_request_manifest(
     edit(ex, m)
     dump_json(ex.ksr_manifest, m)
     out = tmp_path / "new.skr"
-    r = invoke("ceremony", sign_args(ex, ex.ksr, out))
+    r = invoke("ceremony", sign_args(ex.policy, ex.ksr, out))
     assert r.exit_code == code, r.output
     _only_one_line_no_traceback(r.output, marker)
     if code == 2:
@@ -193,7 +193,7 @@ def test_sign_request_refuses_changed_request_text(base: Exchange, tmp_path: Pat
     ex = _copy(base, tmp_path)
     ex.ksr.write_text(ex.ksr.read_text().replace(" 3600 ", " 3601 ", 1))
     out = tmp_path / "new.skr"
-    r = invoke("ceremony", sign_args(ex, ex.ksr, out))
+    r = invoke("ceremony", sign_args(ex.policy, ex.ksr, out))
     assert r.exit_code == 1
     _only_one_line_no_traceback(r.output, "KSR-MANIFEST")
     assert "SHA-256 differs" in r.output
@@ -209,7 +209,7 @@ def test_truncated_manifests(base: Exchange, tmp_path: Path, cut: float, line: i
         data = manifest.read_bytes()
         manifest.write_bytes(data[: int(len(data) * cut)])
     out = tmp_path / "new.skr"
-    r = invoke("ceremony", sign_args(ex, ex.ksr, out))
+    r = invoke("ceremony", sign_args(ex.policy, ex.ksr, out))
     assert r.exit_code == 2
     _only_one_line_no_traceback(r.output, "manifest is not valid JSON")
     assert f"{ex.ksr_manifest}:" in r.output  # file:line
@@ -217,7 +217,7 @@ def test_truncated_manifests(base: Exchange, tmp_path: Path, cut: float, line: i
     # the signer side, with a good request manifest and the truncated response manifest
     ex.ksr_manifest.write_bytes(base.ksr_manifest.read_bytes())
     installed = tmp_path / "installed.skr"
-    r = invoke("zonesigner", import_args(ex, ex.ksr, ex.skr, installed))
+    r = invoke("zonesigner", import_args(ex.policy, ex.ksr, ex.skr, [ex.anchor], installed))
     assert r.exit_code == 2
     _only_one_line_no_traceback(r.output, f"{ex.skr_manifest}:")
     assert not installed.exists() and not Path(f"{installed}.json").exists()
@@ -227,7 +227,7 @@ def test_missing_request_manifest(base: Exchange, tmp_path: Path) -> None:
     ex = _copy(base, tmp_path)
     ex.ksr_manifest.unlink()
     out = tmp_path / "new.skr"
-    r = invoke("ceremony", sign_args(ex, ex.ksr, out))
+    r = invoke("ceremony", sign_args(ex.policy, ex.ksr, out))
     assert r.exit_code == 2
     _only_one_line_no_traceback(r.output, "manifest missing")
     assert not out.exists()
@@ -297,7 +297,7 @@ def test_import_refuses_tampered_response_manifest(
     edit(ex, m)
     dump_json(ex.skr_manifest, m)
     installed = tmp_path / "installed.skr"
-    r = invoke("zonesigner", import_args(ex, ex.ksr, ex.skr, installed))
+    r = invoke("zonesigner", import_args(ex.policy, ex.ksr, ex.skr, [ex.anchor], installed))
     assert r.exit_code == code, r.output
     _only_one_line_no_traceback(r.output, marker)
     assert not installed.exists() and not Path(f"{installed}.json").exists()
@@ -310,7 +310,7 @@ def test_import_refuses_tampered_request_manifest(base: Exchange, tmp_path: Path
     _move_window(ex, m)
     dump_json(ex.ksr_manifest, m)
     installed = tmp_path / "installed.skr"
-    r = invoke("zonesigner", import_args(ex, ex.ksr, ex.skr, installed))
+    r = invoke("zonesigner", import_args(ex.policy, ex.ksr, ex.skr, [ex.anchor], installed))
     assert r.exit_code == 1
     _only_one_line_no_traceback(r.output, "KSR-MANIFEST")
     assert not installed.exists()
@@ -320,9 +320,9 @@ def test_untampered_exchange_is_accepted(base: Exchange, tmp_path: Path) -> None
     """The control: the same copies, unedited, sign and import (exit 0, files written)."""
     ex = _copy(base, tmp_path)
     out = tmp_path / "again.skr"
-    r = invoke("ceremony", sign_args(ex, ex.ksr, out))
+    r = invoke("ceremony", sign_args(ex.policy, ex.ksr, out))
     assert r.exit_code == 0, r.output
     installed = tmp_path / "installed.skr"
-    r = invoke("zonesigner", import_args(ex, ex.ksr, ex.skr, installed))
+    r = invoke("zonesigner", import_args(ex.policy, ex.ksr, ex.skr, [ex.anchor], installed))
     assert r.exit_code == 0, r.output
     assert installed.read_bytes() == ex.skr.read_bytes()

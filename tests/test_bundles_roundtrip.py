@@ -6,43 +6,25 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ceremony.cli import cli as ceremony_cli
 from signer.bundles.importer import load_response_for_signer
 from signer.bundles.response import select_bundle
-from signer.cli.main import cli as zonesigner_cli
 from signer.keys.pkcs11 import Pkcs11Token
 from signer.pin import PinSource
+from tests.manifestkit import import_args, invoke, policy_yaml, request_args, sign_args
 
-POLICY = """\
-zone: example.com.
-signer:
-  algorithm: ECDSAP256SHA256
-  bundle_margin: P2D
-  zsk_rollover: {{pre_publish: P10D, post_publish: P10D}}
-ksk:
-  algorithms: [ECDSAP256SHA256]
-  dnskey_ttl: PT1H
-  signature_validity: {{min: P21D, max: P21D}}
-  bundle_spacing: P10D
-  bundle_count: {{min: 9, max: 28}}
-  overlap: {{min: P9D, max: P12D}}
-  cycle: {{min: P79D, max: P271D}}
-  horizon: P300D
-  cds: {{cds: true, cdnskey: true, digest_types: [2]}}
-  keys:
-    old: {{key: "pkcs11:token=ksk-primary;object=ksk-old"}}
-    new: {{key: "pkcs11:token=ksk-primary;object=ksk-new"}}
-  schema:
-{schema}
-  ranges:
-    zsk_algorithms: [ECDSAP256SHA256]
-    zsk_bits: {{min: 256, max: 256}}
-window:
-  start: 2026-01-01T00:00:00Z
-  length: {length}
-"""
+KSKS = {
+    "old": "pkcs11:token=ksk-primary;object=ksk-old",
+    "new": "pkcs11:token=ksk-primary;object=ksk-new",
+}
+ZSK_ROLLOVER = "  zsk_rollover: {pre_publish: P10D, post_publish: P10D}\n"
+
+
+def _policy(where: Path, schema: str, length: str = "P90D") -> Path:
+    policy = where / "policy.yaml"
+    policy.write_text(policy_yaml(KSKS, length=length, schema=schema, signer_extra=ZSK_ROLLOVER))
+    return policy
+
 
 # KSK rollover (RFC 5011): publish new, new signs, old revoked, old gone
 ROLL = """\
@@ -51,6 +33,11 @@ ROLL = """\
     - {sign: [new], publish: [old]}
     - {sign: [new], revoke: [old]}
     - {sign: [new]}"""
+ONE_KSK = "    - {sign: [old]}"
+
+
+def _pin(lab, token: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return ["--pin-file", str(lab.pin_file(token))]
 
 
 def _keys(lab) -> None:  # type: ignore[no-untyped-def]
@@ -66,71 +53,23 @@ def _keys(lab) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("length", "count"), [("P90D", 9), ("P270D", 27)])
 def test_round_trip_with_zsk_and_ksk_rollover(lab, tmp_path: Path, length: str, count: int) -> None:  # type: ignore[no-untyped-def]
     _keys(lab)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.format(schema=ROLL, length=length))
+    policy = _policy(tmp_path, ROLL, length)
     ksr = tmp_path / "q.ksr"
-    runner = CliRunner()
-    r = runner.invoke(
-        zonesigner_cli,
-        [
-            "bundles",
-            "request",
-            "--policy",
-            str(policy),
-            "--zsk",
-            lab.uri("zsk", "zsk-a"),
-            "--zsk",
-            lab.uri("zsk", "zsk-b") + "@2026-02-10T00:00:00Z",
-            "--pin-file",
-            str(lab.pin_file("zsk")),
-            "-o",
-            str(ksr),
-        ],
-    )
+    zsks = [lab.uri("zsk", "zsk-a"), lab.uri("zsk", "zsk-b") + "@2026-02-10T00:00:00Z"]
+    r = invoke("zonesigner", request_args(policy, zsks, ksr, *_pin(lab, "zsk")))
     assert r.exit_code == 0, r.output
     manifest = json.loads(Path(f"{ksr}.json").read_text())
     assert len(manifest["bundles"]) == count
     assert all(b["proof_of_possession"] for b in manifest["bundles"])
     assert manifest["file_hash"]["pgp_words"]
     skr = tmp_path / "q.skr"
-    r = runner.invoke(
-        ceremony_cli,
-        [
-            "sign-request",
-            "--policy",
-            str(policy),
-            "--now",
-            "2025-12-20T00:00:00Z",
-            "--pin-file",
-            str(lab.pin_file("ksk-primary")),
-            "-o",
-            str(skr),
-            str(ksr),
-        ],
-    )
+    r = invoke("ceremony", sign_args(policy, ksr, skr, *_pin(lab, "ksk-primary")))
     assert r.exit_code == 0, r.output
     text = skr.read_text()
     assert "CDS" in text and "CDNSKEY" in text
     anchors = json.loads(Path(f"{skr}.json").read_text())["trust_anchors"]
-    args = []
-    for a in anchors:
-        args += ["--trust-anchor", a]
     installed = tmp_path / "installed.skr"
-    r = runner.invoke(
-        zonesigner_cli,
-        [
-            "bundles",
-            "import",
-            "--policy",
-            str(policy),
-            "--request",
-            str(ksr),
-            *args,
-            "-o",
-            str(installed),
-            str(skr),
-        ],
-    )
+    r = invoke("zonesigner", import_args(policy, ksr, skr, anchors, installed))
     assert r.exit_code == 0, r.output
     assert installed.read_bytes() == skr.read_bytes()
     from signer.dnskey import DsRecord
@@ -150,45 +89,17 @@ def test_round_trip_with_zsk_and_ksk_rollover(lab, tmp_path: Path, length: str, 
 
 def test_import_refuses_response_to_another_request(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _keys(lab)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.format(schema="    - {sign: [old]}", length="P90D"))
-    runner = CliRunner()
+    policy = _policy(tmp_path, ONE_KSK)
     out = {}
     for name in ("one", "two"):
         ksr = tmp_path / f"{name}.ksr"
-        r = runner.invoke(
-            zonesigner_cli,
-            [
-                "bundles",
-                "request",
-                "--policy",
-                str(policy),
-                "--zsk",
-                lab.uri("zsk", "zsk-a"),
-                "--pin-file",
-                str(lab.pin_file("zsk")),
-                "-o",
-                str(ksr),
-            ],
+        r = invoke(
+            "zonesigner", request_args(policy, [lab.uri("zsk", "zsk-a")], ksr, *_pin(lab, "zsk"))
         )
         assert r.exit_code == 0, r.output
         out[name] = ksr
     skr = tmp_path / "one.skr"
-    r = runner.invoke(
-        ceremony_cli,
-        [
-            "sign-request",
-            "--policy",
-            str(policy),
-            "--now",
-            "2025-12-20T00:00:00Z",
-            "--pin-file",
-            str(lab.pin_file("ksk-primary")),
-            "-o",
-            str(skr),
-            str(out["one"]),
-        ],
-    )
+    r = invoke("ceremony", sign_args(policy, out["one"], skr, *_pin(lab, "ksk-primary")))
     assert r.exit_code == 0, r.output
     anchor = json.loads(Path(f"{skr}.json").read_text())["trust_anchors"][0]
     # another request of ours (same content, other bytes): the response does not answer it
@@ -201,80 +112,27 @@ def test_import_refuses_response_to_another_request(lab, tmp_path: Path) -> None
 
     m["file_hash"] = hashed(hashlib.sha256(forged.read_bytes()).hexdigest())
     Path(f"{forged}.json").write_text(json.dumps(m))
-    r = runner.invoke(
-        zonesigner_cli,
-        [
-            "bundles",
-            "import",
-            "--policy",
-            str(policy),
-            "--request",
-            str(forged),
-            "--trust-anchor",
-            anchor,
-            str(skr),
-        ],
-    )
+    r = invoke("zonesigner", import_args(policy, forged, skr, [anchor]))
     assert r.exit_code == 1
     assert "SKR-REQUEST-HASH" in r.output
     # a wrong trust anchor
-    r = runner.invoke(
-        zonesigner_cli,
-        [
-            "bundles",
-            "import",
-            "--policy",
-            str(policy),
-            "--request",
-            str(out["one"]),
-            "--trust-anchor",
-            "12345 13 2 " + "AB" * 32,
-            str(skr),
-        ],
-    )
+    r = invoke("zonesigner", import_args(policy, out["one"], skr, ["12345 13 2 " + "AB" * 32]))
     assert r.exit_code == 1
     assert "SKR-BUNDLE-KEYS" in r.output or "SKR-SIGNATURE" in r.output
 
 
 def test_sign_refused_writes_nothing(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _keys(lab)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.format(schema="    - {sign: [old]}", length="P90D"))
+    policy = _policy(tmp_path, ONE_KSK)
     ksr = tmp_path / "q.ksr"
-    runner = CliRunner()
-    r = runner.invoke(
-        zonesigner_cli,
-        [
-            "bundles",
-            "request",
-            "--policy",
-            str(policy),
-            "--zsk",
-            lab.uri("zsk", "zsk-a"),
-            "--pin-file",
-            str(lab.pin_file("zsk")),
-            "-o",
-            str(ksr),
-        ],
+    r = invoke(
+        "zonesigner", request_args(policy, [lab.uri("zsk", "zsk-a")], ksr, *_pin(lab, "zsk"))
     )
     assert r.exit_code == 0, r.output
     skr = tmp_path / "q.skr"
     # horizon: "now" far in the past -> every signature expires beyond now + P300D
-    r = runner.invoke(
-        ceremony_cli,
-        [
-            "sign-request",
-            "--policy",
-            str(policy),
-            "--now",
-            "2024-01-01T00:00:00Z",
-            "--pin-file",
-            str(lab.pin_file("ksk-primary")),
-            "-o",
-            str(skr),
-            str(ksr),
-        ],
-    )
+    pin = _pin(lab, "ksk-primary")
+    r = invoke("ceremony", sign_args(policy, ksr, skr, *pin, now="2024-01-01T00:00:00Z"))
     assert r.exit_code == 1
     assert "KSR-POLICY-HORIZON" in r.output
     assert "Traceback" not in r.output

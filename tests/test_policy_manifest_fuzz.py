@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from signer.algorithms import Algorithm
@@ -29,6 +29,7 @@ from signer.bundles.request import read_request
 from signer.dnskey import DsRecord
 from signer.errors import CheckFailed, InputError
 from signer.keys.soft import SoftKey
+from tests.fuzzkit import byte_ops, fuzz_settings, mutate
 from tests.manifestkit import NOW, Exchange, make_exchange
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,12 +40,7 @@ POLICY_SEEDS = [
 ]
 ZSK = SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=False)
 
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings(200)
 
 YAML_TOKENS = [
     b":",
@@ -101,35 +97,7 @@ YAML_TOKENS = [
     "\u0665".encode(),
 ]
 
-op = st.one_of(
-    st.tuples(st.just("del"), st.floats(0, 1), st.integers(1, 64)),
-    st.tuples(st.just("ins"), st.floats(0, 1), st.sampled_from(YAML_TOKENS)),
-    st.tuples(st.just("ins"), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
-    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(0, 255)),
-    st.tuples(st.just("cut"), st.floats(0, 1), st.just(0)),
-    st.tuples(st.just("dup"), st.floats(0, 1), st.integers(1, 400)),
-)
-
-
-def mutate(seed: bytes, ops: list[tuple[str, float, object]]) -> bytes:
-    data = bytearray(seed)
-    for kind, where, arg in ops:
-        i = min(int(where * len(data)), max(len(data) - 1, 0))
-        if kind == "del":
-            assert isinstance(arg, int)
-            del data[i : i + arg]
-        elif kind == "ins":
-            assert isinstance(arg, bytes)
-            data[i:i] = arg
-        elif kind == "flip" and data:
-            assert isinstance(arg, int)
-            data[i] = arg
-        elif kind == "cut":
-            del data[i:]
-        elif kind == "dup":
-            assert isinstance(arg, int)
-            data[i:i] = data[i : i + arg]
-    return bytes(data)
+op = byte_ops(YAML_TOKENS)
 
 
 scalar_text = st.one_of(
