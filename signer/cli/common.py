@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
+from signer import __version__
 from signer.errors import EXIT_INPUT, DnssecCeremonyError
 
 EXIT_CODES_HELP = """\b
@@ -52,3 +55,38 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+
+
+def root_group(prog_name: str, help_text: str) -> click.Group:
+    """The top-level group of one of our commands (``zonesigner``, ``ceremony``): man-page
+    help with the exit codes, ``--version``, ``-v``/``-q`` logging, typed errors -> exit codes."""
+
+    @click.group(
+        name=prog_name,
+        cls=ErrorHandlingGroup,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+        help=help_text,
+        epilog=EXIT_CODES_HELP,
+    )
+    @click.version_option(__version__, prog_name=prog_name)
+    @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+    @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+    def group(verbose: int, quiet: bool) -> None:
+        setup_logging(verbose, quiet)
+
+    return group
+
+
+def register_commands(group: click.Group, entries: Iterable[tuple[str, str]]) -> None:
+    """Attach the click command ``attr`` of each module ``mod_name`` to ``group``; a module
+    that does not exist (that part of the tool is not built) is passed over."""
+    for mod_name, attr in entries:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod_name:
+                continue
+            raise
+        cmd = getattr(mod, attr, None)
+        if isinstance(cmd, click.Command):
+            group.add_command(cmd)
