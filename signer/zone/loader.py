@@ -152,6 +152,7 @@ class _Loader:
         self.records = 0
         self.last_ttl: int | None = None
         self.paths: list[str] = []
+        self.name_cache: dict[tuple[str, bytes], bytes] = {}  # NS/CNAME/... targets repeat
 
     # -- tokenising ----------------------------------------------------------------------
 
@@ -241,6 +242,8 @@ class _Loader:
         self.file_index = len(self.paths) - 1
         cur_origin = origin
         owner: bytes | None = None
+        owner_text = ""  # the owner's text as written: consecutive records repeat it
+        owner_origin = cur_origin
         ttl_default = self.default_ttl
         for line, omitted, toks in self._entries(path):
             first = toks[0]
@@ -288,7 +291,10 @@ class _Loader:
                         "record without an owner name and no previous owner", path=path, line=line
                     )
             else:
-                owner = name_from_text(first, cur_origin, path=path, line=line)
+                if first != owner_text or cur_origin is not owner_origin:
+                    owner = name_from_text(first, cur_origin, path=path, line=line)
+                    owner_text = first
+                    owner_origin = cur_origin
                 i = 1
             ttl: int | None = None
             rtype: int | None = None
@@ -319,6 +325,7 @@ class _Loader:
                 break
             if rtype is None:
                 raise InputError("record without a type", path=path, line=line)
+            assert owner is not None  # set above: omitted owners need a previous one
             self._add(owner, rtype, ttl, toks[i:], cur_origin, ttl_default, path, line)
 
     def _add(
@@ -404,7 +411,14 @@ class _Loader:
         if rtype in _NAME_TYPES:
             if len(rd) != 1:
                 raise InputError(f"{_tname(rtype)} takes one name", path=path, line=line)
-            return name_from_text(rd[0], origin, path=path, line=line)
+            key = (rd[0], origin)
+            wire = self.name_cache.get(key)
+            if wire is None:
+                wire = name_from_text(rd[0], origin, path=path, line=line)
+                if len(self.name_cache) >= 100_000:
+                    self.name_cache.clear()
+                self.name_cache[key] = wire
+            return wire
         if rtype == T_A:
             parts = rd[0].split(".")
             if (
