@@ -206,11 +206,12 @@ register(
 )
 
 
-def _resolve_in_dir(ctx: ActionContext, name: str) -> Path:
+def _resolve_in_dir(ctx: ActionContext, name: str, what: str = "file") -> Path:
+    """``name`` (absolute, or relative to the ceremony directory) as an existing file."""
     p = Path(name)
     full = p if p.is_absolute() else ctx.ceremony_dir / p
     if not full.is_file():
-        raise InputError("no such file", path=str(full))
+        raise InputError(f"no such {what}", path=str(full))
     return full
 
 
@@ -364,6 +365,14 @@ def _check_serial(ctx: ActionContext, ident: TokenIdentity) -> str:
     raise TokenSerialMismatch(msg)
 
 
+def _login_checked(ctx: ActionContext, label: str) -> tuple[Any, TokenIdentity, str]:
+    """Log in to token ``label`` (read-write, the run's PIN source) and check its serial
+    against the plan's equipment (CER-TOKEN-SERIAL): (token, identity, rehearsal note)."""
+    tok = _open_token(ctx, label, login=True, rw=True)
+    ident = _identity(tok)
+    return tok, ident, _check_serial(ctx, ident)
+
+
 def _lab_up_run(ctx: ActionContext) -> ActionResult:
     if ctx.lab_dir is None:
         raise InputError(
@@ -452,9 +461,7 @@ def _quorum_login_run(ctx: ActionContext) -> ActionResult:
             f"quorum needs {m} distinct officers, {len(set(ctx.officers))} presented",
             requirement="CER-QUORUM",
         )
-    tok = _open_token(ctx, label, login=True, rw=True)
-    ident = _identity(tok)
-    note = _check_serial(ctx, ident)
+    _tok, ident, note = _login_checked(ctx, label)
     return ActionResult(
         {"officers": ", ".join(ctx.officers)},
         token_identity=ident,
@@ -489,9 +496,7 @@ def _dnskey_outputs(
 def _generate_key_run(ctx: ActionContext) -> ActionResult:
     label = str(ctx.params["token"])
     key_label = str(ctx.params["label"])
-    tok = _open_token(ctx, label, login=True, rw=True)
-    ident = _identity(tok)
-    _check_serial(ctx, ident)
+    tok, ident, _note = _login_checked(ctx, label)
     ctx.progress(f"generating {key_label} on {label}", None)
     bits = ctx.params.get("bits")
     key = tok.generate(
@@ -578,10 +583,6 @@ register(
 DAY = 86400
 
 
-def _words(digest: str) -> str:
-    return pgp_words(bytes.fromhex(digest))
-
-
 def _token_key(ctx: ActionContext, spec: str, what: str, *, flags: int | None = None) -> Any:
     """Open the key a ``pkcs11:`` URI names through the ceremony's token sessions (the PIN from
     the run's PIN source, registered as a secret); return (key, token identity)."""
@@ -592,18 +593,12 @@ def _token_key(ctx: ActionContext, spec: str, what: str, *, flags: int | None = 
     uri = parse_pkcs11_uri(spec)
     if uri.token is None:
         raise InputError(f"{what} {spec!r} names no token (token=LABEL)")
-    tok = _open_token(ctx, uri.token, login=True, rw=True)
-    ident = _identity(tok)
-    _check_serial(ctx, ident)
+    tok, ident, _note = _login_checked(ctx, uri.token)
     return tok.find(label=uri.object, id=uri.id, flags=flags), ident
 
 
 def _file_param(ctx: ActionContext, name: str, what: str) -> Path:
-    p = Path(str(ctx.params[name]))
-    full = p if p.is_absolute() else ctx.ceremony_dir / p
-    if not full.is_file():
-        raise InputError(f"no such {what}", path=str(full))
-    return full
+    return _resolve_in_dir(ctx, str(ctx.params[name]), what)
 
 
 def _midnight(now: int) -> int:
@@ -617,7 +612,7 @@ def _make_request_window(ctx: ActionContext, policy: Any, now: int) -> tuple[Any
     UTC) instead, and says so; a real ceremony refuses a window whose first bundle would be
     expired before it is signed.
     """
-    from signer.bundles.policy import Window, parse_duration, parse_time, time_text
+    from signer.bundles.policy import Window, parse_duration, parse_time, time_text, window_with
 
     base = policy.window
     start_text, length_text = ctx.params.get("start"), ctx.params.get("length")
@@ -626,13 +621,9 @@ def _make_request_window(ctx: ActionContext, policy: Any, now: int) -> tuple[Any
         length = parse_duration(str(length_text)) if length_text else None
     except ValueError as exc:
         raise InputError(f"make-request: {exc}") from None
-    if base is None and (start is None or length is None):
+    w = window_with(base, start, length)
+    if w is None:
         raise InputError(f"{policy.path}: no window: in the policy; give params start and length")
-    w = Window(
-        start if start is not None else base.start,
-        length if length is not None else base.length,
-        base.max_length if base is not None else Window(0, 0).max_length,
-    )
     note = ""
     today = _midnight(now)
     if start is None and w.start < today and ctx.rehearsal:
@@ -739,7 +730,7 @@ def _copy_in(ctx: ActionContext, src: Path) -> Path:
 
 
 def _sign_request_run(ctx: ActionContext) -> ActionResult:
-    from ceremony.ksk import sign_request_file
+    from ceremony.ksk import check_request_file, sign_request_file
     from signer.bundles.manifest import manifest_path
     from signer.bundles.policy import load_ksk_policy, time_text
 
@@ -759,14 +750,8 @@ def _sign_request_run(ctx: ActionContext) -> ActionResult:
     if not policy.keys:
         raise InputError(f"{policy_path}: ksk.keys names no KSK")
     # Check the request before any key is touched (sign_request_file checks again).
-    from signer.bundles import textformat
-    from signer.bundles.checks import check_request
-    from signer.bundles.request import read_request
-
     now = int(time.time())
-    req, _ = read_request(request)
-    prev = textformat.load_response(previous) if previous else None
-    check_request(req, policy, now=now, previous=prev, disabled=set())
+    req = check_request_file(request, policy, now=now, previous_path=previous)
     ctx.progress("opening the KSK(s)", 0.2)
     ksks: dict[str, Any] = {}
     first: TokenIdentity | None = None

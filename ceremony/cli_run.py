@@ -8,17 +8,11 @@ from pathlib import Path
 import click
 
 from signer.cli.common import EXIT_CODES_HELP, ErrorHandlingGroup
-from signer.errors import InputError
+from signer.cli.options import name_value_pairs
 
 
 def _sets(values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        name, sep, value = v.partition("=")
-        if not sep or not name:
-            raise InputError(f"--set wants NAME=VALUE, not {v!r}")
-        out[name] = value
-    return out
+    return name_value_pairs(values, "--set", "NAME=VALUE")
 
 
 _set_option = click.option(
@@ -50,13 +44,7 @@ def render(plan_file: str, sets: tuple[str, ...], fmt: str, out: str) -> None:
 
 
 def _pin_files(values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        label, sep, path = v.partition("=")
-        if not sep or not label or not path:
-            raise InputError(f"--pin-file wants TOKEN=PATH, not {v!r}")
-        out[label] = path
-    return out
+    return name_value_pairs(values, "--pin-file", "TOKEN=PATH", empty_value=False)
 
 
 @click.command("run", epilog=EXIT_CODES_HELP)

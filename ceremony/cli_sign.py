@@ -6,9 +6,16 @@ import time
 
 import click
 
-from ceremony.ksk import sign_request_file
-from signer.bundles.policy import load_ksk_policy, parse_time, time_text
+from ceremony.ksk import check_request_file, sign_request_file
+from signer.bundles.policy import load_ksk_policy, time_text
 from signer.cli.common import EXIT_CODES_HELP
+from signer.cli.options import (
+    name_value_pairs,
+    output_option,
+    parse_when,
+    policy_option,
+    previous_option,
+)
 from signer.errors import InputError
 from signer.keys.loader import open_signing_key
 from signer.pgpwords import pgp_words
@@ -17,13 +24,7 @@ from signer.rrsig import Signer
 
 
 @click.command("sign-request", epilog=EXIT_CODES_HELP)
-@click.option(
-    "--policy",
-    "policy_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The KSK policy (a whole policy file or one with only ksk: and zone:).",
-)
+@policy_option("The KSK policy (a whole policy file or one with only ksk: and zone:).")
 @click.option(
     "--ksk",
     "ksk_specs",
@@ -32,12 +33,7 @@ from signer.rrsig import Signer
     help="Open KSK NAME from SPEC (pkcs11: URI or key file) instead of the policy's "
     "ksk.keys entry. Repeatable.",
 )
-@click.option(
-    "--previous",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="The last response signed for this zone (chain checks).",
-)
+@previous_option("The last response signed for this zone (chain checks).")
 @click.option(
     "--now",
     "now_text",
@@ -56,13 +52,7 @@ from signer.rrsig import Signer
     is_flag=True,
     help="Accept a request without our JSON manifest (made by Knot or BIND).",
 )
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The SKR to write (its manifest goes to OUTPUT.json).",
-)
+@output_option("The SKR to write (its manifest goes to OUTPUT.json).")
 @pin_options
 @click.argument("request", type=click.Path(dir_okay=False))
 def sign_request(
@@ -83,18 +73,9 @@ def sign_request(
     and re-verified before it is written. Nothing is written on refusal.
     """
     policy = load_ksk_policy(policy_path)
-    if now_text is not None:
-        try:
-            now = parse_time(now_text)
-        except ValueError as exc:
-            raise InputError(f"--now: {exc}") from None
-    else:
-        now = int(time.time())
+    now = parse_when(now_text, "--now") if now_text is not None else int(time.time())
     specs = {r.name: r.spec for r in policy.keys}
-    for item in ksk_specs:
-        if "=" not in item:
-            raise InputError(f"--ksk {item!r}: want NAME=SPEC")
-        name, spec = item.split("=", 1)
+    for name, spec in name_value_pairs(ksk_specs, "--ksk", "NAME=SPEC").items():
         if name not in specs:
             raise InputError(f"--ksk {name}: no such key in ksk.keys of {policy_path}")
         specs[name] = spec
@@ -102,14 +83,14 @@ def sign_request(
         raise InputError(f"{policy_path}: ksk.keys names no KSK")
     pins = PinSource.from_options(pin_file, pin_env)
     # the request is checked (and the manifest read) before a token is opened
-    from ceremony.ksk import sign_request as _check_only  # noqa: F401
-    from signer.bundles import textformat
-    from signer.bundles.checks import check_request
-    from signer.bundles.request import read_request
-
-    req, _ = read_request(request, require_manifest=not no_manifest)
-    prev = textformat.load_response(previous) if previous else None
-    check_request(req, policy, now=now, previous=prev, disabled=set(disabled))
+    check_request_file(
+        request,
+        policy,
+        now=now,
+        previous_path=previous,
+        disabled=set(disabled),
+        require_manifest=not no_manifest,
+    )
     ksks: dict[str, Signer] = {
         name: open_signing_key(spec, pins, flags=257) for name, spec in specs.items()
     }

@@ -180,6 +180,23 @@ def response_manifest(
     }
 
 
+def check_request_file(
+    request_path: str | os.PathLike[str],
+    policy: KskPolicy,
+    *,
+    now: int,
+    previous_path: str | os.PathLike[str] | None = None,
+    disabled: set[str] | frozenset[str] = frozenset(),
+    require_manifest: bool = True,
+) -> BundleSet:
+    """Read a KSR file (and its manifest) and run every KSR-* check against ``policy``: what
+    the KSK side does before any token is opened (:func:`sign_request_file` checks again)."""
+    request, _ = read_request(request_path, require_manifest=require_manifest)
+    previous = textformat.load_response(previous_path) if previous_path else None
+    check_request(request, policy, now=now, previous=previous, disabled=set(disabled))
+    return request
+
+
 @dataclass(frozen=True)
 class SignResult:
     response: BundleSet

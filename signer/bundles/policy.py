@@ -256,6 +256,18 @@ class Window:
         return self.start + self.length
 
 
+def window_with(base: Window | None, start: int | None, length: int | None) -> Window | None:
+    """The policy's window ``base`` with ``start`` and/or ``length`` given instead; ``None``
+    when neither the policy nor the arguments make a whole window."""
+    if base is None:
+        return Window(start, length) if start is not None and length is not None else None
+    return Window(
+        base.start if start is None else start,
+        base.length if length is None else length,
+        base.max_length,
+    )
+
+
 @dataclass(frozen=True)
 class Policy:
     zone: dns.name.Name

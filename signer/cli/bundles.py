@@ -22,11 +22,12 @@ from signer.bundles.policy import (
     format_duration,
     load_policy,
     parse_duration,
-    parse_time,
     time_text,
+    window_with,
 )
 from signer.bundles.request import add_proofs, declared_policy, read_request, write_request
 from signer.cli.common import EXIT_CODES_HELP
+from signer.cli.options import output_option, parse_when, policy_option, previous_option
 from signer.dnskey import DsRecord
 from signer.errors import InputError
 from signer.fileio import sha256_file
@@ -37,18 +38,11 @@ from signer.pin import PinSource, pin_options
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _when(text: str, what: str) -> int:
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise InputError(f"{what}: {exc}") from None
-
-
 def _zsk_arg(text: str) -> tuple[str, int | None]:
     """SPEC or SPEC@TIME (TIME: when this ZSK starts signing, UTC)."""
     if "@" in text and text.rsplit("@", 1)[1].endswith("Z"):
         spec, when = text.rsplit("@", 1)
-        return spec, _when(when, f"--zsk {text}")
+        return spec, parse_when(when, f"--zsk {text}")
     return text, None
 
 
@@ -91,14 +85,11 @@ def _plan(
     pin_source: PinSource | None,
 ) -> tuple[Policy, Window, BundleSet | None, list[PlannedZsk], Plan]:
     pol = load_policy(policy_path)
-    w = pol.window
-    if start is not None or length is not None:
-        base = w or Window(0, 0)
-        w = Window(
-            _when(start, "--start") if start else base.start,
-            parse_duration(length) if length else base.length,
-            base.max_length if pol.window else Window(0, 0).max_length,
-        )
+    w = window_with(
+        pol.window,
+        parse_when(start, "--start") if start else None,
+        parse_duration(length) if length else None,
+    )
     if w is None or w.length <= 0:
         raise InputError(
             f"{policy_path}: no window: give window: in the policy or --start/--length"
@@ -112,13 +103,7 @@ def _plan(
 
 
 _common = [
-    click.option(
-        "--policy",
-        "policy_path",
-        required=True,
-        type=click.Path(dir_okay=False),
-        help="The policy YAML file.",
-    ),
+    policy_option("The policy YAML file (docs/bundles.md: policy keys)."),
     click.option(
         "--zsk",
         multiple=True,
@@ -128,12 +113,7 @@ _common = [
     ),
     click.option("--start", default=None, help="Window start (UTC, e.g. 2026-01-01T00:00:00Z)."),
     click.option("--length", default=None, help="Window length (ISO 8601, e.g. P90D)."),
-    click.option(
-        "--previous",
-        default=None,
-        type=click.Path(dir_okay=False),
-        help="The previous response (SKR): the hand-over is proven too.",
-    ),
+    previous_option("The previous response (SKR): the hand-over is proven too."),
 ]
 
 
@@ -168,13 +148,7 @@ def plan_cmd(
 @bundles.command("request")
 @_apply
 @pin_options
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The KSR file to write (its manifest goes to OUTPUT.json).",
-)
+@output_option("The KSR file to write (its manifest goes to OUTPUT.json).")
 def request_cmd(
     policy_path: str,
     zsk: tuple[str, ...],
@@ -200,7 +174,7 @@ def request_cmd(
 
 
 @bundles.command("import")
-@click.option("--policy", "policy_path", required=True, type=click.Path(dir_okay=False))
+@policy_option("The policy YAML file (the signer's bundle margin).")
 @click.option(
     "--request",
     "request_path",
@@ -220,13 +194,7 @@ def request_cmd(
     type=click.Path(dir_okay=False),
     help="A file of DS records (zone-file lines).",
 )
-@click.option(
-    "-o",
-    "--output",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Where to install the checked response (default: only check).",
-)
+@output_option("Where to install the checked response (default: only check).", required=False)
 @click.argument("response", type=click.Path(dir_okay=False))
 def import_cmd(
     policy_path: str,
