@@ -75,7 +75,9 @@ import jinja2.nodes
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from signer import yamlstrict
 from signer.errors import CheckFailed, InputError
+from signer.yamlstrict import StrictSafeLoader
 
 ROLE_KINDS = (
     "administrator",
@@ -333,7 +335,7 @@ def _check_template(
 class _Reader:
     def __init__(self, path: str, text: str) -> None:
         self.path = path
-        self.loader = yaml.SafeLoader(text)
+        self.loader = StrictSafeLoader(text)
 
     def line(self, node: yaml.Node) -> int:
         return int(node.start_mark.line) + 1
@@ -436,7 +438,10 @@ def with_variables(source: bytes, path: str, values: Mapping[str, str]) -> bytes
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 (byte {exc.start})", path=path) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yamlstrict.compose(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise InputError(f"YAML: {exc.problem}", path=path, line=line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML: {exc}", path=path) from None
     spans: dict[str, tuple[int, int]] = {}

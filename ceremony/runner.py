@@ -43,7 +43,7 @@ from ceremony.transcript import (
     value_output,
     words,
 )
-from signer import __version__
+from signer import __version__, yamlstrict
 from signer.errors import CheckFailed, DnssecCeremonyError, InputError
 from signer.fileio import write_atomic
 
@@ -230,9 +230,16 @@ class AnswersResponder:
     def __init__(self, path: str) -> None:
         self.path = path
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read answers: {exc}", path=path) from None
+            data = yamlstrict.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise InputError(f"cannot read answers: {exc.strerror}", path=path) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"answers file is not UTF-8 (byte {exc.start})", path=path) from None
+        except yaml.MarkedYAMLError as exc:
+            line = exc.problem_mark.line + 1 if exc.problem_mark else None
+            raise InputError(f"answers: YAML: {exc.problem}", path=path, line=line) from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"answers: YAML: {exc}", path=path) from None
         if not isinstance(data, dict):
             raise InputError("answers file must be a mapping", path=path)
         unknown = set(data) - {"persons", "quorum", "steps", "on_failure", "on_interrupt"}

@@ -26,6 +26,7 @@ import dns.exception
 import dns.name
 import yaml
 
+from signer import yamlstrict
 from signer.algorithms import INFO, Algorithm
 from signer.dnskey import DIGEST_SHA256, DIGEST_SHA384, DnsKey
 from signer.errors import DnssecCeremonyError, InputError
@@ -722,7 +723,7 @@ def _compose(path: str | Path) -> tuple[_Reader, yaml.Node]:
     except UnicodeDecodeError:
         raise PolicyError("policy is not UTF-8 text", path=str(p)) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yamlstrict.compose(text)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise PolicyError(f"not valid YAML: {exc.problem}", path=str(p), line=line) from None
