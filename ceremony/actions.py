@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +45,8 @@ from signer.dnskey import DnsKey, make_ds
 from signer.errors import CheckFailed, InputError, OutputError, TokenError
 from signer.fileio import sha256_file, write_atomic
 from signer.pgpwords import pgp_words
+
+log = logging.getLogger("dnssec_ceremony.actions")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,19 @@ class ActionResult:
     outputs: Mapping[str, Path | str] = field(default_factory=dict)
     token_identity: TokenIdentity | None = None
     summary: str = ""
+    # Said loudly at the station, recorded in the action-completed record and repeated by
+    # ``ceremony audit verify`` and the report: something the witnesses must look at.
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EarlierAction:
+    """An action completed earlier in this ceremony (from the transcript, so also before a
+    resume): its name and its outputs' values (a file output: its path)."""
+
+    action: str
+    step: int
+    outputs: Mapping[str, str]
 
 
 Progress = Callable[[str, float | None], None]
@@ -97,6 +113,7 @@ class ActionContext:
     quorum: Mapping[str, Any] | None = None
     zone: str = "."
     equipment_tokens: Mapping[str, str] = field(default_factory=dict)  # label -> serial
+    earlier: tuple[EarlierAction, ...] = ()  # completed actions before this step, in order
 
     @property
     def artifacts(self) -> Path:
@@ -729,6 +746,40 @@ def _copy_in(ctx: ActionContext, src: Path) -> Path:
     return dest
 
 
+# Actions whose outputs vouch for a KSK in this ceremony: it was generated here (its DNSKEY),
+# or its key tag and DS were read out for the witnesses (print-ds, generate-key).
+_VOUCHING_ACTIONS = ("generate-key", "print-ds")
+
+
+def _unvouched_ksks(ctx: ActionContext, ksks: Mapping[str, Any]) -> tuple[str, ...]:
+    """The KSKs about to sign that no earlier step of this ceremony generated or verified
+    (print-ds): each gets a warning naming it, its key tag and its DS."""
+    dnskeys: set[str] = set()
+    ds_texts: set[str] = set()
+    for e in ctx.earlier:
+        if e.action in _VOUCHING_ACTIONS:
+            if "dnskey" in e.outputs:
+                dnskeys.add(e.outputs["dnskey"])
+            if "ds" in e.outputs:
+                ds_texts.add(e.outputs["ds"])
+    out: list[str] = []
+    for name, key in ksks.items():
+        dk: DnsKey = key.dnskey
+        if dk.rdata_text() in dnskeys:
+            continue
+        ds = {make_ds(ctx.zone, dk, digest).to_text(ctx.zone) for digest in (2, 4)}
+        if ds & ds_texts:
+            continue
+        out.append(
+            f"KSK {name} (key tag {dk.key_tag}, DS {make_ds(ctx.zone, dk, 2).rdata_text()}) "
+            "was neither generated nor verified (print-ds) earlier in this ceremony: compare "
+            "its key tag and DS with the parent's DS before the response leaves the room"
+        )
+    for w in out:
+        log.warning("sign-request: %s", w)
+    return tuple(out)
+
+
 def _sign_request_run(ctx: ActionContext) -> ActionResult:
     from ceremony.ksk import check_request_file, sign_request_file
     from signer.bundles.manifest import manifest_path
@@ -759,6 +810,7 @@ def _sign_request_run(ctx: ActionContext) -> ActionResult:
         key, ident = _token_key(ctx, ref.spec, f"KSK {ref.name}", flags=257)
         ksks[ref.name] = key
         first = first or ident
+    warnings = _unvouched_ksks(ctx, ksks)
     ctx.progress(f"signing {len(req.bundles)} bundles", 0.4)
     out = ctx.artifact_path(str(ctx.params["out"]))
     res = sign_request_file(
@@ -795,7 +847,7 @@ def _sign_request_run(ctx: ActionContext) -> ActionResult:
         + "\n"
         + hash_line(out.name + " (response)", res.sha256)
     )
-    return ActionResult(outputs, token_identity=first, summary=summary)
+    return ActionResult(outputs, token_identity=first, summary=summary, warnings=warnings)
 
 
 register(

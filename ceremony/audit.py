@@ -370,6 +370,7 @@ def verify_ceremony_dir(path: str | Path, *, seal: str | None = None) -> AuditRe
     plan = _plan_view(directory, records)
     conduct = _check_conduct(plan, records)
     responses = _check_responses(directory, records, plan, warnings)
+    warnings.extend(_recorded_warnings(records))
     result = AuditResult(
         directory=str(directory),
         ceremony_id=records[0].ceremony,
@@ -722,6 +723,18 @@ def recorded_ksks(records: list[tr.Record]) -> list[Any]:
             if k.is_sep and not any(k.same_key(x) for x in keys):
                 keys.append(k)
     return keys
+
+
+def _recorded_warnings(records: list[tr.Record]) -> list[str]:
+    """Warnings the station recorded with an action (e.g. sign-request with a KSK no earlier
+    step generated or verified), repeated for the reviewers."""
+    out: list[str] = []
+    for r in records:
+        if r.event != "action-completed":
+            continue
+        for w in r.data.get("warnings") or ():
+            out.append(f"record {r.seq} (step {r.step}, {r.data.get('action')}): {w}")
+    return out
 
 
 def _check_responses(

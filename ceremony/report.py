@@ -116,6 +116,7 @@ class ReportData:
     verdict: str
     failure_id: str = ""
     failure: str = ""
+    warnings: tuple[str, ...] = ()  # the audit's warnings (it passed, but look at these)
     date: str = ""
     place: str = ""
     policy: str = ""
@@ -534,6 +535,7 @@ def collect_report_data(directory: Path) -> ReportData:
         verdict=verdict,
         failure_id=failure_id,
         failure=failure,
+        warnings=result.warnings if result is not None else (),
         date=md.date if md else "",
         place=md.place if md else "",
         policy=md.policy if md else "",

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from ceremony import actions as A
@@ -791,6 +792,24 @@ class Runner:
             quorum=vars(q).copy() if q else None,
             zone=self.plan.metadata.zone,
             equipment_tokens={t.label: t.serial for t in self.plan.equipment.tokens},
+            earlier=self._earlier_actions(),
+        )
+
+    def _earlier_actions(self) -> tuple[A.EarlierAction, ...]:
+        """The actions completed so far in this ceremony (the transcript: resumes included)."""
+        if self.t is None:
+            return ()
+        return tuple(
+            A.EarlierAction(
+                action=str(r.data.get("action", "")),
+                step=r.step or 0,
+                outputs={
+                    k: str(o["value"] if o.get("value") is not None else o["path"])
+                    for k, o in r.outputs.items()
+                },
+            )
+            for r in self.t.records
+            if r.event == "action-completed"
         )
 
     def _run_action(self, step: Step, act: A.Action, actor: Person) -> bool:
@@ -870,14 +889,12 @@ class Runner:
             else:
                 outputs[name] = value_output(out)
         token = result.token_identity.as_dict() if result.token_identity else None
-        self._record(
-            "action-completed",
-            step,
-            actor,
-            data={"action": step.action, "summary": result.summary},
-            outputs=outputs,
-            token=token,
-        )
+        data: dict[str, Any] = {"action": step.action, "summary": result.summary}
+        if result.warnings:
+            data["warnings"] = list(result.warnings)
+        self._record("action-completed", step, actor, data=data, outputs=outputs, token=token)
+        for w in result.warnings:
+            self.say(f"  [bold red]WARNING[/] (recorded in the transcript): {escape(w)}")
         if result.summary:
             self.say("  " + result.summary.replace("\n", "\n  "))
         if token:

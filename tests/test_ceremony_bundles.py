@@ -134,6 +134,34 @@ def test_make_request_then_sign_request_on_tokens(lab: hsmlab.Lab, tmp_path: Pat
     assert all(pin not in str(v) for v in signed.outputs.values()) and pin not in signed.summary
 
 
+def test_sign_request_warns_of_a_ksk_not_vouched_for(lab: hsmlab.Lab, tmp_path: Path) -> None:
+    """A KSK that no earlier step generated or verified (print-ds) signs, but loudly."""
+    ksk, _zsk = _keys(lab)
+    cdir = tmp_path / "cer"
+    _request(lab, cdir)
+    params = {"request": "artifacts/ksr.txt", "policy": str(POLICY), "out": "skr.txt"}
+    from signer.dnskey import make_ds
+
+    ds = make_ds("example.", ksk, 2).to_text("example.")
+    other = actions.EarlierAction("print-ds", 3, {"key_tag": "1", "ds": ds.replace(" 2 ", " 4 ")})
+    cases = [
+        ((), 1),  # nothing earlier
+        ((other,), 1),  # print-ds of another key
+        ((actions.EarlierAction("print-ds", 3, {"key_tag": str(ksk.key_tag), "ds": ds}),), 0),
+        ((actions.EarlierAction("generate-key", 2, {"dnskey": ksk.rdata_text()}),), 0),
+        ((actions.EarlierAction("show-hash", 2, {"ds": ds}),), 1),  # not a vouching action
+    ]
+    for earlier, n in cases:
+        ctx = _ctx(lab, cdir, "sign-request", params)
+        ctx.earlier = earlier
+        (cdir / "artifacts" / "skr.txt").unlink(missing_ok=True)
+        res = _run(ctx, "sign-request")
+        assert len(res.warnings) == n, (earlier, res.warnings)
+        if n:
+            assert f"key tag {ksk.key_tag}" in res.warnings[0]
+            assert "neither generated nor verified" in res.warnings[0]
+
+
 def test_sign_request_refusals(lab: hsmlab.Lab, tmp_path: Path) -> None:
     _keys(lab)
     cdir = tmp_path / "cer"

@@ -19,6 +19,7 @@ import yaml
 
 from ceremony import actions, audit, report
 from ceremony import plan as plan_mod
+from ceremony import transcript as T
 from ceremony.render import render_plan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -300,9 +301,17 @@ def test_signing_rehearsal(name: str, lab, tmp_path: Path) -> None:  # type: ign
     cdir = _run(plan_copy, name, tmp_path, lab.root)
     result = audit.verify_ceremony_dir(cdir)
     assert len(result.responses) == 1 and result.responses[0].bundles == bundles
+    # The KSK was made before (by zonesigner here) and is not verified in this script: the
+    # station warned, the transcript recorded it, the audit and the report repeat it.
+    (warning,) = [w for w in result.warnings if "sign-request" in w]
+    assert "neither generated nor verified" in warning
+    recorded = [r for r in T.load(cdir) if r.event == "action-completed" and r.data.get("warnings")]
+    assert [r.data["action"] for r in recorded] == ["sign-request"]
     out = tmp_path / "report.html"
     report.render_report(cdir, out)
-    assert html_has_chart(out.read_text(), bundles)
+    html = out.read_text()
+    assert html_has_chart(html, bundles)
+    assert 'class="warning"' in html and "neither generated nor verified" in html
 
 
 def test_zsk_and_bundles_rehearsal(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
