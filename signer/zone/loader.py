@@ -152,7 +152,7 @@ class _Loader:
         self.records = 0
         self.last_ttl: int | None = None
         self.paths: list[str] = []
-        self.name_cache: dict[tuple[str, bytes], bytes] = {}  # NS/CNAME/... targets repeat
+        self.name_cache: dict[tuple[str, bytes, bool], bytes] = {}  # NS/CNAME/... targets repeat
 
     # -- tokenising ----------------------------------------------------------------------
 
@@ -292,7 +292,7 @@ class _Loader:
                     )
             else:
                 if first != owner_text or cur_origin is not owner_origin:
-                    owner = name_from_text(first, cur_origin, path=path, line=line)
+                    owner = self.name(first, cur_origin, path, line)
                     owner_text = first
                     owner_origin = cur_origin
                 i = 1
@@ -397,6 +397,20 @@ class _Loader:
                 )
         node.append([rtype, ttl, [wire], (self.file_index << 32) | line])
 
+    def name(self, text: str, origin: bytes, path: str, line: int, lower: bool = True) -> bytes:
+        """name_from_text with a cache: owners repeat (and are NSEC next names of the node
+        before), NS targets and RRSIG signer names repeat."""
+        if not lower and text.islower():
+            lower = True  # same wire either way
+        key = (text, origin, lower)
+        wire = self.name_cache.get(key)
+        if wire is None:
+            wire = name_from_text(text, origin, path=path, line=line, lower=lower)
+            if len(self.name_cache) >= 200_000:
+                self.name_cache.clear()
+            self.name_cache[key] = wire
+        return wire
+
     def _where(self, loc: object) -> str:
         assert isinstance(loc, int)
         return f"{self.paths[loc >> 32]}:{loc & 0xFFFFFFFF}"
@@ -411,14 +425,7 @@ class _Loader:
         if rtype in _NAME_TYPES:
             if len(rd) != 1:
                 raise InputError(f"{_tname(rtype)} takes one name", path=path, line=line)
-            key = (rd[0], origin)
-            wire = self.name_cache.get(key)
-            if wire is None:
-                wire = name_from_text(rd[0], origin, path=path, line=line)
-                if len(self.name_cache) >= 100_000:
-                    self.name_cache.clear()
-                self.name_cache[key] = wire
-            return wire
+            return self.name(rd[0], origin, path, line)
         if rtype == T_A:
             parts = rd[0].split(".")
             if (
@@ -492,12 +499,19 @@ class _Loader:
                 )
             )
         if rtype == T_RRSIG:
-            return _rrsig_rdata(rd, origin, path, line)
+            if len(rd) < 9:
+                raise InputError(
+                    "RRSIG takes type, algorithm, labels, original TTL, expiration, inception, "
+                    "key tag, signer, signature",
+                    path=path,
+                    line=line,
+                )
+            return _rrsig_rdata(rd, self.name(rd[7], origin, path, line), path, line)
         if rtype == T_NSEC:
             if not rd:
                 raise InputError("NSEC takes a next name and types", path=path, line=line)
             # the next name keeps its case (RFC 6840 sect. 5.1)
-            nxt = name_from_text(rd[0], origin, path=path, line=line, lower=False)
+            nxt = self.name(rd[0], origin, path, line, lower=False)
             return nxt + _bitmap_from_tokens(rd[1:], path, line)
         if rtype == T_NSEC3:
             return _nsec3_rdata(rd, path, line)
@@ -606,14 +620,7 @@ def _bitmap_from_tokens(toks: list[str], path: str, line: int) -> bytes:
     return bm
 
 
-def _rrsig_rdata(rd: list[str], origin: bytes, path: str, line: int) -> bytes:
-    if len(rd) < 9:
-        raise InputError(
-            "RRSIG takes type, algorithm, labels, original TTL, expiration, inception, "
-            "key tag, signer, signature",
-            path=path,
-            line=line,
-        )
+def _rrsig_rdata(rd: list[str], signer: bytes, path: str, line: int) -> bytes:
     return (
         struct.pack(
             "!HBBIIIH",
@@ -625,7 +632,7 @@ def _rrsig_rdata(rd: list[str], origin: bytes, path: str, line: int) -> bytes:
             _sigtime(rd[5], path, line),
             _u(rd[6], 16, "RRSIG key tag", path, line),
         )
-        + name_from_text(rd[7], origin, path=path, line=line)
+        + signer
         + _b64("".join(rd[8:]), "RRSIG signature", path, line)
     )
 
