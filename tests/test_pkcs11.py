@@ -342,3 +342,34 @@ def test_dnskey_record_object_must_match_token_key(lab: hsmlab.Lab) -> None:
         assert ei.value.exit_code == EXIT_TOKEN and "another public key" in str(ei.value)
         problems = {i.label: i.problem for i in tok.list_keys()}
         assert problems["b"] is None and "another public key" in (problems["a"] or "")
+
+
+def test_second_session_refuses_a_wrong_pin(lab: hsmlab.Lab, tmp_path: Path) -> None:
+    """The token is logged in for the whole process once one session logged in, so it never
+    sees a second session's PIN: we refuse a PIN other than the one that logged in."""
+    from signer.keys import pkcs11 as p11
+
+    bad = tmp_path / "bad.pin"
+    bad.write_text("wrong-pin-0000\n")
+    with Pkcs11Token("pkcs11:token=zsk", pins(lab, "zsk"), rw=True) as first:
+        with pytest.raises(PinRefused) as ei:
+            Pkcs11Token("pkcs11:token=zsk", PinSource(pin_file=str(bad), interactive=False))
+        assert ei.value.exit_code == EXIT_TOKEN
+        assert "PIN incorrect" in str(ei.value) and "wrong-pin-0000" not in str(ei.value)
+        assert first.identity.label in str(ei.value)
+        # the right PIN opens a second session, and the first one still works
+        with Pkcs11Token("pkcs11:token=zsk", pins(lab, "zsk")) as second:
+            assert second.identity == first.identity
+        first.generate("after-refusal", Algorithm.ECDSAP256SHA256)
+        # what we keep is a keyed hash, not the PIN
+        pin = lab.pin("zsk")
+        assert p11._LOGINS and all(pin.encode() not in v for v in p11._LOGINS.values())
+        assert pin not in repr(p11._LOGINS)
+    # all sessions closed: the token checks the PIN itself again
+    with pytest.raises(PinRefused, match="PIN incorrect"):
+        Pkcs11Token("pkcs11:token=zsk", PinSource(pin_file=str(bad), interactive=False))
+    # another token of the same process is not logged in by the zsk login
+    with Pkcs11Token("pkcs11:token=zsk", pins(lab, "zsk")):
+        with pytest.raises(PinRefused):
+            Pkcs11Token("pkcs11:token=ksk-primary", PinSource(pin_file=str(bad), interactive=False))
+        Pkcs11Token("pkcs11:token=ksk-primary", pins(lab, "ksk-primary")).close()

@@ -49,6 +49,8 @@ Processes and threads
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -417,6 +419,19 @@ def _digest(algorithm: Algorithm, data: bytes) -> bytes:
     return h.finalize()
 
 
+# -- login state -----------------------------------------------------------------------------------
+# A token's login state is shared by every session of a process, so a second session on a
+# logged-in token opens without the token checking its PIN. To refuse a wrong PIN there too,
+# we keep, per (process, module, token), a keyed hash of the PIN that logged in -- never the PIN
+# itself; the key is random per process and never leaves it.
+_LOGINS: dict[tuple[int, str, str, str], bytes] = {}
+_PIN_KEY = os.urandom(32)
+
+
+def _pin_digest(pin: str) -> bytes:
+    return hmac.new(_PIN_KEY, pin.encode("utf-8"), hashlib.sha256).digest()
+
+
 # -- the token -------------------------------------------------------------------------------------
 class Pkcs11Token:
     """An open, logged-in session on one token. Use as a context manager or ``close()``."""
@@ -451,13 +466,20 @@ class Pkcs11Token:
         source = (pin_source or PinSource()).with_fallback_file(self.uri.pin_source)
         with _p11(where, "opening a session"):
             if login:
+                pin = source.get(f"token '{self.identity.label}'")
+                login_key = (os.getpid(), self.module_path, self.identity.serial, where)
                 try:
-                    self._session = tok.open(
-                        rw=rw, user_pin=source.get(f"token '{self.identity.label}'")
-                    )
+                    self._session = tok.open(rw=rw, user_pin=pin)
+                    _LOGINS[login_key] = _pin_digest(pin)
                 except p11e.UserAlreadyLoggedIn:
                     # Login state is per application and token (PKCS#11 v2.40 sect. 5.6):
-                    # another session of this process is logged in, so this one is too.
+                    # another session of this process is logged in, so this one is too, and
+                    # the token never sees this PIN. Accept it only if it is the PIN that
+                    # logged in; otherwise it is refused as the token would have refused it.
+                    known = _LOGINS.get(login_key)
+                    if known is None or not hmac.compare_digest(known, _pin_digest(pin)):
+                        log.debug("%s: logged in already, with another PIN", where)
+                        raise PinRefused(f"{where}: PIN incorrect") from None
                     self._session = tok.open(rw=rw)
             else:
                 self._session = tok.open(rw=rw)
