@@ -50,9 +50,11 @@ def _anchors(values: tuple[str, ...], files: tuple[str, ...]) -> list[DsRecord]:
     out = [DsRecord.from_text(v) for v in values]
     for f in files:
         try:
-            lines = Path(f).read_text().splitlines()
+            lines = Path(f).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise InputError(f"cannot read trust anchor: {exc.strerror}", path=f) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"trust anchor is not UTF-8 text (byte {exc.start})", path=f) from None
         for no, line in enumerate(lines, 1):
             line = line.split(";", 1)[0].strip()
             if not line:
@@ -226,7 +228,11 @@ def import_cmd(
 @click.argument("path", type=click.Path(dir_okay=False))
 def show_cmd(path: str) -> None:
     """Show a KSR or SKR file: its bundles and its SHA-256 (hex and PGP words)."""
-    head = Path(path).read_bytes()[:4096].decode("ascii", "replace")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("ascii", "replace")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
     if "KeySigningRequest" in head.split("SignedKeyResponse")[0] and "KeySigningRequest" in head:
         bs, _ = read_request(path, require_manifest=False)
     else:
