@@ -34,7 +34,13 @@ _set_option = click.option(
 )
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output file.")
 def render(plan_file: str, sets: tuple[str, ...], fmt: str, out: str) -> None:
-    """Render the printable script of a ceremony PLAN (HTML for printing, or Markdown)."""
+    """Render the printable script of a ceremony PLAN (HTML for printing, or Markdown).
+
+    The plan is loaded and linted first (as 'run' would). The script numbers every step,
+    says who does it, leaves Initial and Time columns and blanks for bag numbers, key tags
+    and DS values, prints the plan's SHA-256 in PGP words and ends with a sign-off table.
+    --out is written atomically; its SHA-256 is printed.
+    """
     from ceremony import plan as plan_mod
     from ceremony.render import render_plan
 
@@ -89,7 +95,17 @@ def run(
     pin_files: tuple[str, ...],
     sets: tuple[str, ...],
 ) -> None:
-    """Run the ceremony PLAN step by step into --dir (resumes where it stopped)."""
+    """Run the ceremony PLAN step by step into --dir (resumes where it stopped).
+
+    Each step is shown with the role that does it; the actor confirms, the internal witness
+    initials; actions run and show their outputs with SHA-256 and PGP words. Every event is
+    appended (fsynced) to DIR/transcript.jsonl, hash-chained; at the end the transcript is
+    sealed and the seal shown in hex and PGP words. An exception can be recorded at any step
+    (acknowledged by a second person), then retry, skip or abort. Re-running on the same
+    DIR resumes after the last completed step and never repeats a completed action.
+    --answers replaces the terminal for rehearsals; --dry-run touches no token and records
+    nothing. PINs are read without echo (or --pin-file) and never recorded.
+    """
     from ceremony import plan as plan_mod
     from ceremony.runner import RunOptions, run_plan
 
@@ -106,7 +122,12 @@ def run(
 
 @click.group("audit", cls=ErrorHandlingGroup, epilog=EXIT_CODES_HELP)
 def audit() -> None:
-    """Review a ceremony directory: verify it, or render the audit report."""
+    """Review a ceremony directory: verify it, or render the audit report.
+
+    \b
+      verify   recompute the chain, artifacts, steps, roles, quorum, seal, responses
+      report   one self-contained HTML page for auditors (written even if the audit fails)
+    """
 
 
 @audit.command("verify", epilog=EXIT_CODES_HELP)
@@ -115,7 +136,14 @@ def audit() -> None:
     "--seal", default=None, help="Final hash (hex) or PGP words copied from the paper script."
 )
 def verify(ceremony_dir: str, seal: str | None) -> None:
-    """Verify a ceremony directory end to end (chain, artifacts, steps, roles, seal)."""
+    """Verify a ceremony directory end to end (chain, artifacts, steps, roles, seal).
+
+    Runs the AUDIT-* checks of docs/ceremonies.md in order; the first failure is one line
+    naming the requirement ID and the transcript record (exit 1). On success prints the
+    summary, the seal in hex and PGP words, each response with its KSK key tags, and any
+    warning (e.g. a KSK no step of the ceremony generated or verified). --seal compares the
+    seal with the hash or words copied from the signed paper script.
+    """
     from ceremony.audit import verify_ceremony_dir
 
     result = verify_ceremony_dir(Path(ceremony_dir), seal=seal)
@@ -126,7 +154,13 @@ def verify(ceremony_dir: str, seal: str | None) -> None:
 @click.argument("ceremony_dir", metavar="DIR", type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 def report(ceremony_dir: str, out: str) -> None:
-    """Render the audit report of a ceremony directory as one self-contained HTML page."""
+    """Render the audit report of a ceremony directory as one self-contained HTML page.
+
+    Summary and verdict (with the audit's warnings), participants and roles, the timeline of
+    steps with times and initials, exceptions, artifacts with SHA-256 and PGP words, and a
+    chart of the key-bundle coverage. Inline CSS and SVG only: nothing is fetched when it is
+    opened. Written (atomically) even when the audit fails: the verdict then names the ID.
+    """
     from ceremony.report import render_report
 
     render_report(Path(ceremony_dir), Path(out))

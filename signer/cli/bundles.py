@@ -75,7 +75,16 @@ def _anchors(values: tuple[str, ...], files: tuple[str, ...]) -> list[DsRecord]:
 
 @click.group(epilog=EXIT_CODES_HELP)
 def bundles() -> None:
-    """Key bundles: plan them, write the signing request (KSR), import the response (SKR)."""
+    """Key bundles: plan them, write the signing request (KSR), import the response (SKR).
+
+    \b
+    The zone signer's side of an offline-KSK exchange (docs/bundles.md):
+      plan      show the slots of a window and prove coverage (writes nothing)
+      request   the same plan, with proofs of possession: the KSR + its JSON manifest
+      import    check the signed response (SKR) against our KSR and the KSK's DS
+      show      the bundles and SHA-256 of any KSR or SKR file
+    The KSK side signs the request with 'ceremony sign-request' (or a ceremony step).
+    """
 
 
 def _plan(
@@ -125,7 +134,7 @@ def _apply(func: F) -> F:
     return func
 
 
-@bundles.command("plan")
+@bundles.command("plan", epilog=EXIT_CODES_HELP)
 @_apply
 @pin_options
 def plan_cmd(
@@ -137,7 +146,14 @@ def plan_cmd(
     pin_file: str | None,
     pin_env: str | None,
 ) -> None:
-    """Show the slots the window needs and prove coverage (writes nothing)."""
+    """Show the slots the window needs and prove coverage (writes nothing).
+
+    The window is the policy's window: (or --start/--length). Each --zsk is opened (PIN from
+    --pin-file, --pin-env or a prompt) and the planner lays out the bundles: ZSK pre- and
+    post-publication around each @TIME rollover, the KSK schema per slot. It refuses, naming
+    the gap, unless every instant of the window (and the hand-over from --previous) lies in a
+    bundle with at least the policy's bundle_margin of validity left.
+    """
     pins = PinSource.from_options(pin_file, pin_env)
     pol, w, _prev, _keys, plan = _plan(policy_path, zsk, start, length, previous, pins)
     Console().print(timeline_table(plan.request))
@@ -147,7 +163,7 @@ def plan_cmd(
     )
 
 
-@bundles.command("request")
+@bundles.command("request", epilog=EXIT_CODES_HELP)
 @_apply
 @pin_options
 @output_option("The KSR file to write (its manifest goes to OUTPUT.json).")
@@ -161,7 +177,14 @@ def request_cmd(
     pin_env: str | None,
     output: str,
 ) -> None:
-    """Plan, sign the proofs of possession with the ZSKs and write the KSR + manifest."""
+    """Plan, sign the proofs of possession with the ZSKs and write the KSR + manifest.
+
+    The same plan as 'bundles plan'; then each ZSK signs its bundles' DNSKEY RRsets (the
+    proof of possession the KSK side checks), and the KSR (text format shared with Knot
+    keymgr and BIND dnssec-ksr) and OUTPUT.json (policy, window, hashes) are written
+    atomically. Prints the KSR's SHA-256 in hex and PGP words, to be read aloud at the
+    ceremony. Nothing is written on refusal.
+    """
     pins = PinSource.from_options(pin_file, pin_env)
     pol, w, _prev, keys, plan = _plan(policy_path, zsk, start, length, previous, pins)
     req = add_proofs(plan.request, [k.key for k in keys])
@@ -175,7 +198,7 @@ def request_cmd(
     click.echo(f"        {pgp_words(bytes.fromhex(digest))}")
 
 
-@bundles.command("import")
+@bundles.command("import", epilog=EXIT_CODES_HELP)
 @policy_option("The policy YAML file (the signer's bundle margin).")
 @click.option(
     "--request",
@@ -206,7 +229,14 @@ def import_cmd(
     output: str | None,
     response: str,
 ) -> None:
-    """Check a signed response (SKR) against our request and the trust anchor; install it."""
+    """Check a signed response (SKR) against our request and the trust anchor; install it.
+
+    RESPONSE (with RESPONSE.json beside it) is accepted only if it answers --request
+    (hash-bound, SKR-REQUEST-HASH), every RRSIG verifies against a KSK whose DS is a trust
+    anchor, every requested ZSK is there and nothing else, and coverage holds with the
+    policy's bundle_margin. With -o the checked response and its manifest are copied there
+    (atomically) for 'zonesigner sign --bundles'.
+    """
     pol = load_policy(policy_path)
     anchors = _anchors(trust_anchor, trust_anchor_file)
     resp = import_response(response, request_path, anchors, margin=pol.signer.bundle_margin)
@@ -224,10 +254,15 @@ def import_cmd(
     )
 
 
-@bundles.command("show")
+@bundles.command("show", epilog=EXIT_CODES_HELP)
 @click.argument("path", type=click.Path(dir_okay=False))
 def show_cmd(path: str) -> None:
-    """Show a KSR or SKR file: its bundles and its SHA-256 (hex and PGP words)."""
+    """Show a KSR or SKR file: its bundles and its SHA-256 (hex and PGP words).
+
+    PATH is parsed strictly (file:line errors); a request is shown without needing its
+    manifest. Checks nothing against a policy or a trust anchor: use 'bundles import' or
+    'ceremony sign-request' for that. Notes when every bundle of a response has expired.
+    """
     try:
         with open(path, "rb") as f:
             head = f.read(4096).decode("ascii", "replace")

@@ -253,7 +253,13 @@ def list_cmd(uri: str, zone: str, as_json: bool, pin_file: str | None, pin_env: 
 @click.option("--ttl", type=int, default=3600, show_default=True, help="TTL of the DNSKEY RR.")
 @pin_options
 def show_cmd(uri: str, zone: str, ttl: int, pin_file: str | None, pin_env: str | None) -> None:
-    """Print the DNSKEY record of the key named by KEY-URI (object= and/or id=)."""
+    """Print the DNSKEY record of the key named by KEY-URI (object= and/or id=).
+
+    The key is found on the token by label and/or CKA_ID (more than one match is refused,
+    KEY-FIND-UNIQUE), its public half checked against the DNSKEY record object kept beside
+    it, and printed as a zone-file DNSKEY RR preceded by comments: algorithm, size, key tag,
+    the token's identity and the key's URI. Logs in to the token (the PIN is not echoed).
+    """
     owner = _zone(zone)
     tok, k = _open_key(uri, pin_file, pin_env)
     with tok:
@@ -295,7 +301,13 @@ def ds_cmd(
 # -- token ---------------------------------------------------------------------------------------
 @click.group(name="token", context_settings=CONTEXT, epilog=KEY_EPILOG)
 def token() -> None:
-    """Inspect PKCS#11 tokens."""
+    """Inspect PKCS#11 tokens.
+
+    \b
+      probe    which DNSSEC algorithms a token can generate and sign, through which
+               mechanisms, and its identity (manufacturer, model, serial, firmware)
+    Tokens are named by RFC 7512 URIs ('pkcs11:token=LABEL', serial=, module-path=).
+    """
 
 
 @token.command("probe", context_settings=CONTEXT, epilog=KEY_EPILOG)
