@@ -25,6 +25,7 @@ deterministic (RFC 6979 ECDSA, EdDSA, RSA).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -393,12 +394,16 @@ def _run(ctx: _Context, ranges: list[tuple[int, int]], jobs: int) -> Iterator[Ra
             yield _sign_range(ctx, start, end)
         return
     _ctx = ctx
+    # Move the zone's objects out of the collector's reach before forking: a collection in a
+    # worker would otherwise traverse (and so copy) every inherited page of the zone.
+    gc.freeze()
     try:
         mp = multiprocessing.get_context("fork")
         with mp.Pool(processes=min(jobs, len(ranges)), initializer=_worker_init) as pool:
             yield from pool.imap(_worker_range, ranges, chunksize=1)
     finally:
         _ctx = None
+        gc.unfreeze()
 
 
 def default_jobs() -> int:
