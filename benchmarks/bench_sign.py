@@ -364,7 +364,8 @@ def bench_size(
             r = run_ours(size, changed, inputs, mode, jmax, d, now + 3600, previous=prev,
                          variant=f"--previous, {n} changed")  # fmt: skip
             runs.append(r)
-        runs.append(run_bind(size, zone, work / "keys", mode, jmax, True, d))
+        for j in jobs_list:
+            runs.append(run_bind(size, zone, work / "keys", mode, j, True, d))
         for j in jobs_list:
             runs.append(run_bind(size, zone, work / "keys", mode, j, False, d))
         runs.append(run_ldns(size, zone, ksk, zsk, mode, d))
