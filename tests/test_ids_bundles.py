@@ -72,7 +72,7 @@ def test_ksk_key_match(ex: Exchange, tmp_path: Path) -> None:
     ed = tmp_path / "ed.pem"
     ed.write_bytes(SoftKey.generate(Algorithm.ED25519, ksk=True).to_pem())
     out = tmp_path / "out.skr"
-    r = invoke("ceremony", sign_args(ex, ex.ksr, out, "--ksk", f"k1={ed}"))
+    r = invoke("ceremony", sign_args(ex.policy, ex.ksr, out, "--ksk", f"k1={ed}"))
     assert r.exit_code == 1
     assert "KSK-KEY-MATCH: KSK k1 uses ED25519, not allowed by the policy" in r.output
     assert "Traceback" not in r.output
