@@ -288,3 +288,40 @@ def test_sample_covers_every_type(keys: BindKeys, tmp_path: Path) -> None:
     e = refused(forged, keys, tmp_path, level="sample")
     assert e.requirement == "ZONE-VERIFY-SIGNATURE"
     assert "RRSIG TXT only-txt.example.test." in str(e)
+
+
+def _prepared_then_signed(text: str, keys: BindKeys, tmp_path: Path, level: str) -> object:
+    """What the signer does: prepare on the zone without RRSIGs, sign (put them back into
+    the same node lists), then finish the verification."""
+    from signer.zone.verify import prepare_verification
+
+    p = tmp_path / "signed.zone"
+    p.write_text(text)
+    zone = read_signed_zone(p, ORIGIN)
+    sigs = {name: [rs.sigs for rs in lst] for name, lst in zone.nodes.items()}
+    for lst in zone.nodes.values():
+        lst[:] = [rs._replace(sigs=()) for rs in lst]
+    prep = prepare_verification(zone, now=NOW, zsk=keys.zsk_soft().dnskey)
+    for name, lst in zone.nodes.items():
+        lst[:] = [rs._replace(sigs=s) for rs, s in zip(lst, sigs[name], strict=True)]
+    return verify_signed_zone(
+        zone, trust_anchor_ds=keys.ds(), now=NOW, level=level, prepared=prep,
+        zsk=keys.zsk_soft().dnskey,
+    )  # fmt: skip
+
+
+def test_prepared_verification_same_verdict(
+    signed: dict[str, str], keys: BindKeys, tmp_path: Path
+) -> None:
+    r = _prepared_then_signed(signed["nsec"], keys, tmp_path, "full")
+    direct = verify(signed["nsec"], keys, tmp_path, level="full", zsk=keys.zsk_soft().dnskey)
+    assert r.rrsigs == direct.rrsigs > 0  # type: ignore[attr-defined]
+    assert r.rrsigs_verified == direct.rrsigs_verified  # type: ignore[attr-defined]
+    # failures of both halves, in the unprepared order (signatures first, then the chain)
+    text = signed["nsec"] + "late.example.test. 3600 IN A 192.0.2.77\n"
+    with pytest.raises(ZoneVerificationFailed) as exc:
+        _prepared_then_signed(text, keys, tmp_path, "structural")
+    e = refused(text, keys, tmp_path, level="structural", zsk=keys.zsk_soft().dnskey)
+    assert exc.value.messages == e.messages
+    assert exc.value.requirement == "ZONE-VERIFY-UNSIGNED"
+    assert "ZONE-VERIFY-NSEC-CHAIN" in exc.value.requirements

@@ -251,6 +251,15 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
     times = SigTimes(job.now, job.now - job.inception_offset, job.validity, job.jitter)
     progress_cb, progress_done = _progress(job.progress, zone)
     digest = hashlib.sha256()
+    from signer.zone.verify import PreparedVerification, prepare_verification, verify_signed_zone
+
+    min_validity = min(job.refresh, job.bundle_margin)
+    prepared: list[PreparedVerification] = []
+
+    def meanwhile() -> None:
+        # self-verification of everything but the signatures, while the workers sign
+        prepared.append(prepare_verification(zone, now=job.now, zsk=dk, min_validity=min_validity))
+
     try:
         # The workers render the signed text of their ranges; it streams into the temporary
         # file, which is renamed over job.out only after self-verification passed.
@@ -272,6 +281,7 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
                     progress=progress_cb,
                     key=zsk,
                     text_sink=sink,
+                    meanwhile=meanwhile,
                 )
             finally:
                 progress_done()
@@ -291,8 +301,6 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
                 ents=ents,
             )
 
-            from signer.zone.verify import verify_signed_zone
-
             report = verify_signed_zone(
                 zone,
                 trust_anchor_ds=trust_anchor,
@@ -300,7 +308,8 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
                 level=job.verify_level,
                 jobs=job.jobs,
                 zsk=dk,
-                min_validity=min(job.refresh, job.bundle_margin),
+                min_validity=min_validity,
+                prepared=prepared[0] if prepared else None,
             )
             lap("verify")
     except OSError as exc:

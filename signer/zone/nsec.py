@@ -8,6 +8,8 @@ TTL: min(SOA TTL, SOA MINIMUM) (RFC 9077).
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from signer.zone.model import (
     KIND_APEX,
     KIND_AUTH,
@@ -47,13 +49,21 @@ def add_nsec(zone: Zone) -> int:
     ttl = negative_ttl(zone)
     names = chain_names(zone)
     n = len(names)
+    nodes = zone.nodes
+    kinds = zone.kinds
+    bitmaps: dict[tuple[int, ...], bytes] = {}  # a registry zone has a handful of type sets
+    by_type = itemgetter(1)  # RRset.rtype
     for i, name in enumerate(names):
         nxt = names[(i + 1) % n]
-        types = node_types(zone, name)
-        types.append(T_NSEC)
-        types.append(T_RRSIG)  # the NSEC itself is signed, at an insecure cut too
-        rs = RRset(name, T_NSEC, ttl, (nxt + type_bitmap(types),))
-        lst = zone.nodes[name]
-        lst.append(rs)
-        lst.sort(key=lambda r: r.rtype)
+        lst = nodes[name]
+        if kinds[name] == KIND_DELEGATION:
+            types = tuple(rs.rtype for rs in lst if rs.rtype in (T_NS, T_DS))
+        else:
+            types = tuple(rs.rtype for rs in lst)
+        bitmap = bitmaps.get(types)
+        if bitmap is None:
+            # the NSEC itself is signed, at an insecure cut too
+            bitmap = bitmaps[types] = type_bitmap((*types, T_NSEC, T_RRSIG))
+        lst.append(RRset(name, T_NSEC, ttl, (nxt + bitmap,)))
+        lst.sort(key=by_type)
     return n

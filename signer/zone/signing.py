@@ -30,6 +30,7 @@ import hashlib
 import multiprocessing
 import os
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -336,13 +337,16 @@ def sign_zone(
     progress: Callable[[int], None] | None = None,
     key: KeyLike | None = None,
     text_sink: Callable[[bytes], None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> SignStats:
     """Sign every signable RRset of ``zone`` in place (fills ``RRset.sigs``).
 
     ``key``: an already opened key for ``jobs == 1`` (else ``opener`` is called here);
     workers always call ``opener`` themselves. ``text_sink``: called with the signed zone
     text, range after range in canonical order (the whole zone: see
-    :func:`signer.zone.output.names_text`); the workers render it.
+    :func:`signer.zone.output.names_text`); the workers render it. ``meanwhile``: called
+    once in this process while the workers sign (before the first result is taken; with
+    ``jobs == 1``, before signing), e.g. to self-verify what does not depend on signatures.
     """
     global _ctx
     stats = SignStats()
@@ -358,7 +362,7 @@ def sign_zone(
     hi = 0
     if jobs > 1 and len(ranges) > 1:
         stats.processes = min(jobs, len(ranges))
-    for (start, end), res in zip(ranges, _run(ctx, ranges, jobs), strict=True):
+    for (start, end), res in zip(ranges, _run(ctx, ranges, jobs, meanwhile), strict=True):
         it = iter(res.sigs)
         if not ctx.render or jobs > 1:
             # the parent's zone gets the signatures (a worker filled only its own copy)
@@ -385,11 +389,16 @@ def sign_zone(
     return stats
 
 
-def _run(ctx: _Context, ranges: list[tuple[int, int]], jobs: int) -> Iterator[RangeResult]:
+def _run(
+    ctx: _Context,
+    ranges: list[tuple[int, int]],
+    jobs: int,
+    meanwhile: Callable[[], None] | None = None,
+) -> Iterator[RangeResult]:
     global _ctx
-    if not ranges:
-        return
-    if jobs <= 1 or len(ranges) == 1:
+    if not ranges or jobs <= 1 or len(ranges) == 1:
+        if meanwhile is not None:
+            meanwhile()
         for start, end in ranges:
             yield _sign_range(ctx, start, end)
         return
@@ -400,7 +409,17 @@ def _run(ctx: _Context, ranges: list[tuple[int, int]], jobs: int) -> Iterator[Ra
     try:
         mp = multiprocessing.get_context("fork")
         with mp.Pool(processes=min(jobs, len(ranges)), initializer=_worker_init) as pool:
-            yield from pool.imap(_worker_range, ranges, chunksize=1)
+            results = pool.imap(_worker_range, ranges, chunksize=1)
+            if meanwhile is not None:
+                # The pool's result thread must get the GIL often enough to drain the
+                # workers' pipes while ``meanwhile`` runs Python code here, or they stall.
+                interval = sys.getswitchinterval()
+                sys.setswitchinterval(0.0002)
+                try:
+                    meanwhile()
+                finally:
+                    sys.setswitchinterval(interval)
+            yield from results
     finally:
         _ctx = None
         gc.unfreeze()

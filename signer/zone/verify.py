@@ -317,10 +317,13 @@ def verify_signed_zone(
     origin: str | bytes | None = None,
     sample_rate: float = 0.01,
     sample_min: int = 200,
+    prepared: PreparedVerification | None = None,
 ) -> VerifyReport:
     """Verify a signed zone; raise :class:`ZoneVerificationFailed` or return a report.
 
     See the module docstring for what each ``level`` checks and the requirement IDs.
+    ``prepared``: from :func:`prepare_verification` on this ``zone`` (same ``now``, ``zsk``
+    and ``min_validity``) before it was signed.
     """
     if level not in LEVELS:
         raise InputError(f"unknown verification level {level!r} (use {', '.join(LEVELS)})")
@@ -331,8 +334,15 @@ def verify_signed_zone(
         if origin is None:
             raise InputError("reading a signed zone file needs its origin")
         zone = read_signed_zone(zone, origin)
-    v = _Verifier(zone, now, zsk, min_validity)
-    v.structure()
+    if prepared is not None:
+        if prepared.zone is not zone or prepared.now != now:
+            raise InputError("verify_signed_zone: 'prepared' was made for another zone or time")
+        v = prepared.verifier
+        started -= prepared.seconds
+    else:
+        v = _Verifier(zone, now, zsk, min_validity)
+        v.structure()
+    v.signatures(zone)
     v.failures.raise_if_any()
     ta_tag = v.dnskey_trust_anchor(trust_anchor_ds)
     v.failures.raise_if_any()
@@ -373,6 +383,31 @@ def verify_signed_zone(
         report.seconds,
     )
     return report
+
+
+@dataclass
+class PreparedVerification:
+    """The half of the structural verification that needs no signature (order, apex, DNSKEY
+    RRset, name classification, denial chain and bitmaps), done on the zone before or while
+    it is signed; :func:`verify_signed_zone` (``prepared=``) does the rest."""
+
+    zone: Zone
+    now: int
+    verifier: _Verifier
+    seconds: float
+
+
+def prepare_verification(
+    zone: Zone, *, now: int, zsk: DnsKey | None = None, min_validity: int = 0
+) -> PreparedVerification:
+    """First half of :func:`verify_signed_zone` for a zone whose names, RRsets and denial
+    chain are final but whose RRSIGs may not be there yet (the signer runs it while its
+    workers sign). The zone's node lists must afterwards change only by RRsets gaining
+    signatures."""
+    started = time.perf_counter()
+    v = _Verifier(zone, now, zsk, min_validity)
+    v.structure()
+    return PreparedVerification(zone, now, v, time.perf_counter() - started)
 
 
 def _sample(
@@ -431,6 +466,8 @@ class _Verifier:
         self.zone_keys: set[tuple[int, int]] = set()
         self.pubkeys: dict[tuple[int, int], list[tuple[Algorithm, PublicKey]]] = {}
         self._bitmaps: dict[tuple[bool, int, tuple[int, ...]], bytes] = {}
+        self._chain_failures = _Failures()
+        self._pending_signatures = False
 
     def get(self, i: int, rtype: int) -> RRset | None:
         for rs in self.nodes[i]:
@@ -497,11 +534,36 @@ class _Verifier:
         if has_nsec and has_nsec3:
             f.add("ZONE-VERIFY-NSEC-CHAIN", "the zone mixes NSEC and NSEC3 records")
             return
+        # The denial chain does not depend on the signatures: checked now (possibly while
+        # the signer is still signing), its failures reported after the signatures' ones.
+        self.failures = _Failures()
+        try:
+            if has_nsec3 or self.get(0, T_NSEC3PARAM) is not None:
+                self._nsec3()
+            else:
+                self._nsec()
+        finally:
+            self._chain_failures, self.failures = self.failures, f
+        self._pending_signatures = True
+
+    def signatures(self, zone: Zone) -> None:
+        """Second half of :meth:`structure`: the RRSIGs as they are in ``zone`` now."""
+        if not self._pending_signatures:
+            return
+        self._pending_signatures = False
+        # RRsets were replaced (signed) in the zone's lists after the first half: read them
+        # again (the lists this verifier holds are the zone's own unless RRSIGs were folded)
+        nodes = zone.nodes
+        for i, owner in enumerate(self.order):
+            if self.nodes[i] is not nodes[owner]:
+                rrsets = nodes[owner]
+                self.nodes[i] = (
+                    _fold_rrsigs(rrsets) if any(rs.rtype == T_RRSIG for rs in rrsets) else rrsets
+                )
         self._signatures()
-        if has_nsec3 or self.get(0, T_NSEC3PARAM) is not None:
-            self._nsec3()
-        else:
-            self._nsec()
+        f, chain = self.failures, self._chain_failures
+        f.total += chain.total
+        f.items.extend(chain.items[: max(0, MAX_REPORTED - len(f.items))])
 
     def _load_dnskeys(self) -> None:
         f = self.failures
