@@ -16,6 +16,11 @@ Call signature (the contract with ``signer/cli/sign.py``)::
         min_validity=0,           # optional: every RRSIG must stay valid this many seconds
     )
 
+The signer splits it in two: :func:`prepare_verification` (everything that needs no RRSIG:
+order, classification, DNSKEY RRset, denial chain, bitmaps) runs while its workers sign, and
+``verify_signed_zone(..., prepared=...)`` then checks the RRSIGs; verdicts and the order of
+reported failures are the same as one call.
+
 ``zone`` is the signer's in-memory :class:`signer.zone.model.Zone` after signing: RRSIGs in
 each ``RRset.sigs`` (RRSIG RRsets of type 46 in ``nodes`` are accepted too and split by the
 type they cover), NSEC/NSEC3/NSEC3PARAM/DNSKEY RRsets in ``nodes``. Only ``origin`` and
