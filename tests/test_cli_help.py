@@ -13,7 +13,7 @@ from signer.cli.main import cli as zonesigner_cli
 
 # `zonesigner sign` (signer/cli/sign.py) is still being written by its owner; its help is
 # checked once that work lands.
-NOT_YET = {"zonesigner sign"}
+NOT_YET: set[str] = set()
 
 
 def _walk(cmd: click.Command, path: tuple[str, ...]) -> Iterator[tuple[str, click.Command]]:

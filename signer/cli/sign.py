@@ -25,6 +25,7 @@ import click
 import dns.name
 
 from signer.bundles.model import Bundle, BundleSet
+from signer.cli.common import EXIT_CODES_HELP
 from signer.dnskey import DsRecord, make_ds
 from signer.errors import CheckFailed, InputError, OutputError
 from signer.fileio import atomic_writer
@@ -384,7 +385,7 @@ def _load_response(path: str, origin: str, trust_anchor: list[DsRecord]) -> Bund
     return resp
 
 
-@click.command("sign")
+@click.command("sign", epilog=EXIT_CODES_HELP)
 @click.argument("zonefile", type=click.Path(dir_okay=False))
 @click.option("--origin", required=True, help="The zone's name (apex).")
 @click.option("--bundles", "bundles_path", required=True, help="Signed key-bundle response (SKR).")
@@ -420,7 +421,26 @@ def sign(
     pin_file: str | None,
     pin_env: str | None,
 ) -> None:
-    """Sign ZONEFILE with the ZSK and the key bundle valid now; write SIGNED atomically."""
+    """Sign ZONEFILE with the ZSK and the key bundle valid now; write --out atomically.
+
+    \b
+    Synopsis:
+      zonesigner sign ZONEFILE --origin ZONE --bundles SKR --zsk PKCS11-URI|KEYFILE
+                      --out SIGNED [--policy P.yaml] [--trust-anchor DS-FILE] [--jobs N]
+                      [--now TIME] [--previous SIGNED] [--verify structural|sample|full]
+                      [--summary-json FILE] [--pin-file PATH | --pin-env VAR]
+
+    The unsigned zone is loaded (RFC 1035 master-file syntax, errors as file:line) and
+    checked (SOA and NS at the apex, one TTL per RRset, CNAME alone, nothing outside the
+    zone; DNSKEY, RRSIG, NSEC, NSEC3 and NSEC3PARAM in the input are refused). The DNSKEY,
+    CDS and CDNSKEY RRsets and their KSK signatures come from the key bundle valid at --now
+    (latest expiration if several); the command refuses when no bundle covers now, when
+    the bundle expires within the policy margin (a ceremony is needed), or when the ZSK is
+    not in that bundle. NSEC or NSEC3 (policy) is built, every authoritative RRset is
+    signed by worker processes (--jobs, each with its own token session), and the result
+    is verified before it is written to a temporary file, fsynced and renamed over --out.
+    Any failure leaves --out as it was.
+    """
     from signer.bundles.policy import SignerPolicy, load_policy
     from signer.rrsig import to_time
     from signer.zone.verify import DEFAULT_LEVEL, trust_anchor_from_file
