@@ -12,8 +12,9 @@
    ``zonesigner bundles request`` writes the key signing request (KSR) for a quarter of
    bundles from today onto the stick (policy scripts/policies/example-quarter.yaml: one
    policy file declares both sides);
-5. the **quarterly key signing ceremony** (scripts/quarterly-signing.yaml): the request is
-   checked and signed with the KSK; the signed response (SKR) goes onto the stick;
+5. the **quarterly key signing ceremony** (scripts/quarterly-signing.yaml): the KSK is
+   verified (key tag and DS of its DNSKEY on the stick, from step 2), the request is checked
+   and signed with the KSK; the signed response (SKR) goes onto the stick;
 6. ``zonesigner bundles import`` checks the response against the request and the KSK's DS;
 7. ``zonesigner sign`` signs docs/examples/example.zone with the ZSK and the bundle valid now;
 8. independent validators (BIND ``dnssec-verify``, ``ldns-verify-zone``) check the signed zone;

@@ -232,10 +232,11 @@ def _ok(cmd: list[str]) -> str:
 
 
 def _prepare_request(lab_root: Path, media: Path, policy: str, request: str) -> None:
-    """What happens before a signing ceremony: the KSK exists (ksk-generation.yaml made it),
-    and the zone operator planned the window and wrote the KSR (+ manifest) onto the stick."""
+    """What happens before a signing ceremony: the KSK exists (ksk-generation.yaml made it and
+    copied its DNSKEY file onto the stick), and the zone operator planned the window and wrote
+    the KSR (+ manifest) onto the stick."""
     pins = lab_root / "pins"
-    _ok(
+    generated = _ok(
         [
             *_zonesigner(),
             "key",
@@ -250,6 +251,8 @@ def _prepare_request(lab_root: Path, media: Path, policy: str, request: str) -> 
             str(pins / "ksk-primary.pin"),
         ]
     )
+    (dnskey,) = [ln for ln in generated.splitlines() if " DNSKEY 257 " in ln]
+    (media / "ksk-2026.dnskey").write_text(dnskey + "\n")
     _ok(
         [
             *_zonesigner(),
@@ -301,17 +304,25 @@ def test_signing_rehearsal(name: str, lab, tmp_path: Path) -> None:  # type: ign
     cdir = _run(plan_copy, name, tmp_path, lab.root)
     result = audit.verify_ceremony_dir(cdir)
     assert len(result.responses) == 1 and result.responses[0].bundles == bundles
-    # The KSK was made before (by zonesigner here) and is not verified in this script: the
-    # station warned, the transcript recorded it, the audit and the report repeat it.
-    (warning,) = [w for w in result.warnings if "sign-request" in w]
-    assert "neither generated nor verified" in warning
-    recorded = [r for r in T.load(cdir) if r.event == "action-completed" and r.data.get("warnings")]
-    assert [r.data["action"] for r in recorded] == ["sign-request"]
+    # The KSK was made before (by zonesigner here); the script verifies it before signing
+    # (print-ds of its DNSKEY on the stick, compared with the published DS), so sign-request
+    # recognises the key on the token and nothing warns.
+    records = T.load(cdir)
+    (ds_step,) = [
+        r for r in records if r.event == "action-completed" and r.data["action"] == "print-ds"
+    ]
+    (signed,) = [
+        r for r in records if r.event == "action-completed" and r.data["action"] == "sign-request"
+    ]
+    assert ds_step.step == signed.step - 1
+    assert f"key tag {result.responses[0].ksk_tags[0]}" in ds_step.data["summary"]
+    assert result.warnings == ()
+    assert not [r for r in records if r.event == "action-completed" and r.data.get("warnings")]
     out = tmp_path / "report.html"
     report.render_report(cdir, out)
     html = out.read_text()
     assert html_has_chart(html, bundles)
-    assert 'class="warning"' in html and "neither generated nor verified" in html
+    assert 'class="warning"' not in html
 
 
 def test_zsk_and_bundles_rehearsal(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
