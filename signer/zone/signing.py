@@ -31,8 +31,10 @@ import multiprocessing
 import os
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing.synchronize import Lock
 from typing import NamedTuple, Protocol
 
 from signer.zone.model import (
@@ -310,12 +312,38 @@ def _sign_range(ctx: _Context, start: int, end: int) -> RangeResult:
     return RangeResult(sigs, text, created, reused, lo if sigs else 0, hi)
 
 
-def _worker_init() -> None:
+def _open_key(opener: KeyOpener, attempts: int = 6) -> KeyLike:
+    """Open the key in this worker; retry what a file-backed token may report transiently.
+
+    SoftHSM rewrites a token's files when a session logs in; another process initialising
+    the library at that moment can miss the token or fail to open a session. Only "token
+    not found" and generic session failures are retried -- never a refused PIN (a retry
+    could lock the token) nor a missing key or mechanism.
+    """
+    from signer.errors import TokenError
+    from signer.keys.pkcs11 import TokenNotFound
+
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return opener()
+        except TokenError as exc:
+            transient = type(exc) is TokenNotFound or type(exc) is TokenError
+            if not transient or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _worker_init(lock: Lock) -> None:
     # An exception in a Pool initializer makes the pool respawn workers forever: keep it and
     # raise it from the first task instead, so the parent sees the real error.
     assert _ctx is not None
     try:
-        _ctx.sign = fast_signer(_ctx.opener())
+        # One worker at a time opens its session and logs in (see _open_key).
+        with lock:
+            _ctx.sign = fast_signer(_open_key(_ctx.opener))
     except Exception as exc:
         _ctx.error = exc
 
@@ -408,7 +436,10 @@ def _run(
     gc.freeze()
     try:
         mp = multiprocessing.get_context("fork")
-        with mp.Pool(processes=min(jobs, len(ranges)), initializer=_worker_init) as pool:
+        lock = mp.Lock()
+        with mp.Pool(
+            processes=min(jobs, len(ranges)), initializer=_worker_init, initargs=(lock,)
+        ) as pool:
             results = pool.imap(_worker_range, ranges, chunksize=1)
             if meanwhile is not None:
                 # The pool's result thread must get the GIL often enough to drain the
