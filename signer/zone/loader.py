@@ -22,6 +22,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import dns.exception
 import dns.name
@@ -153,6 +154,7 @@ class _Loader:
         self.last_ttl: int | None = None
         self.paths: list[str] = []
         self.name_cache: dict[tuple[str, bytes, bool], bytes] = {}  # NS/CNAME/... targets repeat
+        self.ttls: dict[int, int] = {}
 
     # -- tokenising ----------------------------------------------------------------------
 
@@ -292,7 +294,7 @@ class _Loader:
                     )
             else:
                 if first != owner_text or cur_origin is not owner_origin:
-                    owner = self.name(first, cur_origin, path, line)
+                    owner = self.name(first, cur_origin, path, line, store=False)
                     owner_text = first
                     owner_origin = cur_origin
                 i = 1
@@ -364,6 +366,7 @@ class _Loader:
             else:
                 raise InputError("no TTL given and no $TTL before", path=path, line=line)
         else:
+            ttl = self.ttls.setdefault(ttl, ttl)  # one int object per distinct TTL
             self.last_ttl = ttl
         self.records += 1
         node = self.nodes.get(owner)
@@ -397,18 +400,30 @@ class _Loader:
                 )
         node.append([rtype, ttl, [wire], (self.file_index << 32) | line])
 
-    def name(self, text: str, origin: bytes, path: str, line: int, lower: bool = True) -> bytes:
-        """name_from_text with a cache: owners repeat (and are NSEC next names of the node
-        before), NS targets and RRSIG signer names repeat."""
+    def name(
+        self,
+        text: str,
+        origin: bytes,
+        path: str,
+        line: int,
+        lower: bool = True,
+        *,
+        store: bool = True,
+    ) -> bytes:
+        """name_from_text with a cache: NS targets and RRSIG signer names repeat, and owners
+        are NSEC next names of the node before and NS targets of glue.  Owners are looked up
+        but not stored (``store=False``): an unsigned registry zone would otherwise keep one
+        cache entry per owner (~20 MB per 100k delegations) that nothing reuses."""
         if not lower and text.islower():
             lower = True  # same wire either way
         key = (text, origin, lower)
         wire = self.name_cache.get(key)
         if wire is None:
             wire = name_from_text(text, origin, path=path, line=line, lower=lower)
-            if len(self.name_cache) >= 200_000:
-                self.name_cache.clear()
-            self.name_cache[key] = wire
+            if store:
+                if len(self.name_cache) >= 200_000:
+                    self.name_cache.clear()
+                self.name_cache[key] = wire
         return wire
 
     def _where(self, loc: object) -> str:
@@ -548,19 +563,25 @@ class _Loader:
             ) from None
 
     def zone(self) -> Zone:
-        z = Zone(self.origin)
-        nodes = z.nodes
-        for owner, ents in self.nodes.items():
-            rrsets = []
-            for ent in sorted(ents, key=lambda e: e[0]):  # type: ignore[arg-type,return-value]
+        """The loaded :class:`Zone`. Converts the loader's per-owner lists into RRsets **in
+        place** (each owner's scratch lists are freed as soon as its RRsets exist, and the
+        name cache is dropped first), so the parent's peak memory is the larger of the two
+        forms rather than their sum."""
+        self.name_cache = {}
+        scratch = self.nodes
+        self.nodes = {}
+        nodes = cast(dict[bytes, list[RRset]], scratch)  # same dict, values replaced below
+        for owner, ents in scratch.items():
+            rrsets: list[RRset] = []
+            if len(ents) > 1:
+                ents.sort(key=lambda e: e[0])  # type: ignore[arg-type,return-value]
+            for ent in ents:
                 lst = ent[2]
                 assert isinstance(lst, list)
-                rrsets.append(
-                    RRset(owner, ent[0], ent[1], tuple(sorted(set(lst))))  # type: ignore[arg-type]
-                )
-            nodes[owner] = rrsets
-        self.nodes = {}
-        return z
+                rdatas = (lst[0],) if len(lst) == 1 else tuple(sorted(set(lst)))
+                rrsets.append(RRset(owner, ent[0], ent[1], rdatas))  # type: ignore[arg-type]
+            nodes[owner] = rrsets  # replaces the scratch list: same key, order kept
+        return Zone(self.origin, nodes)
 
 
 def _b64(text: str, what: str, path: str, line: int) -> bytes:
