@@ -452,7 +452,8 @@ class _Verifier:
             skeys = [k for k, _ in keyed]
             order = [n for _, n in keyed]
         self.order: list[bytes] = order
-        self.skeys: list[bytes] = skeys
+        self.skeys: list[bytes] = skeys  # dropped at the end of structure()
+        self.nlabels = b""  # label count per name, set at the end of structure()
         nodes = zone.nodes
         # RRsets per name; RRSIGs held as a type-46 RRset are folded into what they cover
         self.nodes: list[list[RRset]] = [
@@ -549,6 +550,11 @@ class _Verifier:
                 self._nsec()
         finally:
             self._chain_failures, self.failures = self.failures, f
+        # The signatures' half needs only each name's label count: keep one byte per name
+        # (a name has at most 127 labels) and drop the canonical keys (~6 MB per 100k
+        # delegations, held while the signer's workers sign).
+        self.nlabels = bytes(k.count(b"\x00\x00") for k in self.skeys)
+        self.skeys = []
         self._pending_signatures = True
 
     def signatures(self, zone: Zone) -> None:
@@ -611,8 +617,8 @@ class _Verifier:
         min_exp, max_exp = self.min_exp, self.max_exp
         unpack_head = _HEAD.unpack_from
         end_signer = 18 + len(origin)
-        for i, (owner, skey, rrsets, kind) in enumerate(
-            zip(self.order, self.skeys, self.nodes, self.kinds, strict=True)
+        for i, (owner, labels_here, rrsets, kind) in enumerate(
+            zip(self.order, self.nlabels, self.nodes, self.kinds, strict=True)
         ):
             if kind == _NONAUTH:
                 signed_types = [rs.rtype for rs in rrsets if rs.sigs or rs.rtype == T_RRSIG]
@@ -623,8 +629,8 @@ class _Verifier:
                         + ", ".join(_type_text(t) for t in signed_types),
                     )
                 continue
-            # labels: keys hold one b"\x00\x00" per label (model.canonical_key)
-            nlabels = skey.count(b"\x00\x00") - (1 if owner.startswith(b"\x01*") else 0)
+            # labels: counted on the canonical keys in structure() (one b"\x00\x00" per label)
+            nlabels = labels_here - (1 if owner.startswith(b"\x01*") else 0)
             for ri, rs in enumerate(rrsets):
                 t = rs.rtype
                 if t == T_RRSIG:
