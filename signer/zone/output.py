@@ -82,13 +82,35 @@ _CACHE_MAX = 200_000
 
 
 def _cached_name(name: bytes) -> str:
-    """name_to_text for names that repeat (NS targets, NSEC next names seen as owners)."""
+    """name_to_text for names that repeat (NS, CNAME, MX, ... targets)."""
     s = _name_cache.get(name)
     if s is None:
         s = name_to_text(name)
         if len(_name_cache) >= _CACHE_MAX:
             _name_cache.clear()
         _name_cache[name] = s
+    return s
+
+
+# The NSEC next name rendered last: it is the owner of the next node, rendered right after.
+# Owners and next names are unique per node, so they stay out of _name_cache (which would
+# otherwise hold a key and a text per name of the zone, ~18 MB per 100k delegations).
+_next_name: tuple[bytes, str] = (b"", "")
+
+
+def _owner_text(name: bytes) -> str:
+    if name == _next_name[0]:
+        return _next_name[1]
+    s = _name_cache.get(name)  # glue owners are NS targets
+    return s if s is not None else name_to_text(name)
+
+
+def _next_text(name: bytes) -> str:
+    global _next_name
+    s = _name_cache.get(name)
+    if s is None:
+        s = name_to_text(name)
+    _next_name = (name, s)
     return s
 
 
@@ -116,7 +138,8 @@ def rdata_text(rtype: int, rd: bytes) -> str:
     if rtype == T_NSEC:
         nxt, i = _name_at(rd, 0)
         bm = _bitmap_text(rd[i:])
-        return f"{_cached_name(nxt)} {bm}" if bm else _cached_name(nxt)
+        nt = _next_text(nxt)
+        return f"{nt} {bm}" if bm else nt
     if rtype == T_NSEC3:
         alg, flags, it, sl = struct.unpack_from("!BBHB", rd)
         salt = rd[5 : 5 + sl]
@@ -219,7 +242,7 @@ def names_text(zone: Zone, names: Iterable[bytes]) -> bytes:
     origin = zone.origin
     nodes = zone.nodes
     for name in names:
-        owner = _cached_name(name)
+        owner = _owner_text(name)
         rrsets = nodes[name]
         if name == origin:
             rrsets = _node_rrsets(zone, name)
