@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -373,8 +374,10 @@ def sign_zone(
     workers always call ``opener`` themselves. ``text_sink``: called with the signed zone
     text, range after range in canonical order (the whole zone: see
     :func:`signer.zone.output.names_text`); the workers render it. ``meanwhile``: called
-    once in this process while the workers sign (before the first result is taken; with
-    ``jobs == 1``, before signing), e.g. to self-verify what does not depend on signatures.
+    once in this process while the workers sign (in a thread, while this thread streams
+    finished ranges' text to ``text_sink``; the zone's RRsets get their signatures only
+    after it returned; with ``jobs == 1``, before signing), e.g. to self-verify what does
+    not depend on signatures.
     """
     global _ctx
     stats = SignStats()
@@ -390,7 +393,9 @@ def sign_zone(
     hi = 0
     if jobs > 1 and len(ranges) > 1:
         stats.processes = min(jobs, len(ranges))
-    for (start, end), res in zip(ranges, _run(ctx, ranges, jobs, meanwhile), strict=True):
+    for (start, end), res in zip(
+        ranges, _run(ctx, ranges, jobs, meanwhile, text_sink), strict=True
+    ):
         it = iter(res.sigs)
         if not ctx.render or jobs > 1:
             # the parent's zone gets the signatures (a worker filled only its own copy)
@@ -422,6 +427,7 @@ def _run(
     ranges: list[tuple[int, int]],
     jobs: int,
     meanwhile: Callable[[], None] | None = None,
+    text_sink: Callable[[bytes], None] | None = None,
 ) -> Iterator[RangeResult]:
     global _ctx
     if not ranges or jobs <= 1 or len(ranges) == 1:
@@ -442,18 +448,54 @@ def _run(
         ) as pool:
             results = pool.imap(_worker_range, ranges, chunksize=1)
             if meanwhile is not None:
-                # The pool's result thread must get the GIL often enough to drain the
-                # workers' pipes while ``meanwhile`` runs Python code here, or they stall.
-                interval = sys.getswitchinterval()
-                sys.setswitchinterval(0.0002)
-                try:
-                    meanwhile()
-                finally:
-                    sys.setswitchinterval(interval)
+                yield from _while_running(meanwhile, results, text_sink)
             yield from results
     finally:
         _ctx = None
         gc.unfreeze()
+
+
+def _while_running(
+    meanwhile: Callable[[], None],
+    results: Iterator[RangeResult],
+    text_sink: Callable[[bytes], None] | None,
+) -> Iterator[RangeResult]:
+    """Run ``meanwhile`` in a thread while this thread takes the workers' results as they
+    come and passes their text to ``text_sink`` at once (in order), so finished ranges'
+    text does not pile up in memory until ``meanwhile`` returns. The zone is not touched
+    here: the results (text emptied) are yielded, for their signatures, only after
+    ``meanwhile`` returned; an exception of ``meanwhile`` is raised then."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            meanwhile()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    done: list[RangeResult] = []
+    # The pool's result thread must get the GIL often enough to drain the workers' pipes
+    # while ``meanwhile`` runs Python code, or they stall.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    th = threading.Thread(target=run, name="zonesigner-meanwhile", daemon=True)
+    th.start()
+    try:
+        while th.is_alive():
+            try:
+                res = next(results)
+            except StopIteration:
+                break
+            if text_sink is not None:
+                text_sink(res.text)
+                res = res._replace(text=b"")
+            done.append(res)
+    finally:
+        th.join()
+        sys.setswitchinterval(interval)
+    if failure:
+        raise failure[0]
+    yield from done
 
 
 def default_jobs() -> int:
