@@ -64,6 +64,7 @@ import dns.tokenizer
 import dns.ttl
 
 from signer.bundles.model import Bundle, BundleSet
+from signer.bundles.policy import time_text as iso
 from signer.dnskey import DnsKey, DsRecord
 from signer.errors import DnssecCeremonyError, InputError
 
@@ -152,8 +153,6 @@ def parse_iso_utc(text: str) -> int:
     return calendar.timegm(dt.utctimetuple())
 
 
-def iso(ts: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 # -- lexing -----------------------------------------------------------------------------------
