@@ -43,7 +43,7 @@ from typing import Any
 
 from signer.dnskey import DnsKey, make_ds
 from signer.errors import CheckFailed, InputError, OutputError, TokenError
-from signer.fileio import sha256_file, write_atomic
+from signer.fileio import atomic_writer, sha256_file, write_atomic
 from signer.pgpwords import pgp_words
 
 log = logging.getLogger("dnssec_ceremony.actions")
@@ -266,17 +266,14 @@ def _copy_run(ctx: ActionContext) -> ActionResult:
     want = sha256_file(src)
     ctx.progress(f"copying {src.name}", 0.0)
     try:
-        tmp = dest_dir / f".{src.name}.copying"
-        with open(src, "rb") as fi, open(tmp, "wb") as fo:
+        # temporary file beside dest, fsync, rename: never a partial copy on the media
+        with open(src, "rb") as fi, atomic_writer(dest) as fo:
             total = max(src.stat().st_size, 1)
             done = 0
             for chunk in iter(lambda: fi.read(1 << 20), b""):
                 fo.write(chunk)
                 done += len(chunk)
                 ctx.progress(f"copying {src.name}", done / total)
-            fo.flush()
-            os.fsync(fo.fileno())
-        os.replace(tmp, dest)
     except OSError as exc:
         raise OutputError(f"{dest}: cannot copy: {exc.strerror}") from None
     # Verify what is on the media, not what we wrote: re-read it from the file system.
