@@ -10,13 +10,14 @@ import hashlib
 import socket
 import struct
 from binascii import b2a_base64
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import IO
 
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from signer.rrsig import time_text
 from signer.zone.model import (
     T_A,
     T_AAAA,
@@ -172,9 +173,7 @@ _time_cache: dict[int, str] = {}
 def _time(t: int) -> str:
     s = _time_cache.get(t)
     if s is None:
-        import time
-
-        s = time.strftime("%Y%m%d%H%M%S", time.gmtime(t))
+        s = time_text(t)
         if len(_time_cache) < 1_000_000:
             _time_cache[t] = s
     return s
@@ -206,29 +205,11 @@ def _rrsig_text(sig: bytes) -> str:
     return head + _time(exp) + " " + _time(inc) + tail + b2a_base64(sig[i:], newline=False).decode()
 
 
-def _rrset_lines(owner: str, rs: RRset) -> Iterator[str]:
-    tn = type_name(rs.rtype)
-    pre = f"{owner}\t{rs.ttl}\tIN\t{tn}\t"
-    for rd in rs.rdatas:
-        yield pre + rdata_text(rs.rtype, rd) + "\n"
-    if rs.sigs:
-        spre = f"{owner}\t{rs.ttl}\tIN\tRRSIG\t"
-        for sig in rs.sigs:
-            yield spre + _rrsig_text(sig) + "\n"
-
-
 def _node_rrsets(zone: Zone, name: bytes) -> list[RRset]:
     rrsets = zone.nodes[name]
     if name == zone.origin:
         rrsets = sorted(rrsets, key=lambda r: (r.rtype != T_SOA, r.rtype))
     return rrsets
-
-
-def zone_lines(zone: Zone) -> Iterator[str]:
-    for name in zone.order:
-        owner = name_to_text(name)
-        for rs in _node_rrsets(zone, name):
-            yield from _rrset_lines(owner, rs)
 
 
 def names_text(zone: Zone, names: Iterable[bytes]) -> bytes:
