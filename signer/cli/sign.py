@@ -23,10 +23,11 @@ from typing import Any
 
 import click
 import dns.name
+import dns.rdata
 
 from signer.bundles.model import Bundle, BundleSet
 from signer.cli.common import EXIT_CODES_HELP
-from signer.dnskey import DsRecord, make_ds
+from signer.dnskey import DnsKey, DsRecord, make_ds
 from signer.errors import CheckFailed, InputError, OutputError
 from signer.fileio import atomic_writer
 from signer.keys.base import SigningKey
@@ -104,43 +105,25 @@ class SignJob:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _rdata_wire(rd: Any) -> bytes:
-    return canonical_rdata(rd)
-
-
 def add_bundle_rrsets(zone: Zone, bundle: Bundle) -> None:
     """DNSKEY (and CDS/CDNSKEY) RRsets with their KSK RRSIGs from the bundle, at the apex."""
     apex = zone.nodes[zone.origin]
-    o = zone.origin
-    apex.append(
-        RRset(
-            o,
-            T_DNSKEY,
-            bundle.ttl,
-            tuple(sorted({k.to_wire() for k in bundle.keys})),
-            tuple(_rdata_wire(s) for s in bundle.signatures),
-        )
+    rrsets: tuple[tuple[int, int, Sequence[DnsKey | DsRecord], Sequence[dns.rdata.Rdata]], ...] = (
+        (T_DNSKEY, bundle.ttl, bundle.keys, bundle.signatures),
+        (T_CDS, bundle.sync_ttl, bundle.cds, bundle.cds_signatures),
+        (T_CDNSKEY, bundle.sync_ttl, bundle.cdnskey, bundle.cdnskey_signatures),
     )
-    if bundle.cds:
-        apex.append(
-            RRset(
-                o,
-                T_CDS,
-                bundle.sync_ttl,
-                tuple(sorted({d.to_wire() for d in bundle.cds})),
-                tuple(_rdata_wire(s) for s in bundle.cds_signatures),
+    for rtype, ttl, records, sigs in rrsets:
+        if records or rtype == T_DNSKEY:
+            apex.append(
+                RRset(
+                    zone.origin,
+                    rtype,
+                    ttl,
+                    tuple(sorted({r.to_wire() for r in records})),
+                    tuple(canonical_rdata(s) for s in sigs),
+                )
             )
-        )
-    if bundle.cdnskey:
-        apex.append(
-            RRset(
-                o,
-                T_CDNSKEY,
-                bundle.sync_ttl,
-                tuple(sorted({k.to_wire() for k in bundle.cdnskey})),
-                tuple(_rdata_wire(s) for s in bundle.cdnskey_signatures),
-            )
-        )
     apex.sort(key=lambda r: r.rtype)
 
 
