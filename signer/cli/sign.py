@@ -73,9 +73,8 @@ class KeyOpener:
     def __call__(self) -> SigningKey:
         import signer.keys.loader as keyloader
 
-        if self.quiet:
-            keyloader._warned = True  # the parent printed the software-key warning already
-        return keyloader.open_signing_key(self.spec, self.pin)
+        # quiet: the parent printed the software-key warning already
+        return keyloader.open_signing_key(self.spec, self.pin, warn=not self.quiet)
 
 
 @dataclass

@@ -31,9 +31,17 @@ def warn_soft_key() -> None:
 
 
 def open_signing_key(
-    spec: str, pin_source: PinSource | None = None, *, flags: int | None = None
+    spec: str,
+    pin_source: PinSource | None = None,
+    *,
+    flags: int | None = None,
+    warn: bool = True,
 ) -> SigningKey:
-    """Open the key ``spec`` names; ``flags`` overrides the DNSKEY flags (e.g. 257, 385)."""
+    """Open the key ``spec`` names; ``flags`` overrides the DNSKEY flags (e.g. 257, 385).
+
+    ``warn=False`` suppresses the software-key warning (for worker processes whose parent
+    has printed it already).
+    """
     if is_pkcs11_uri(spec):
         from signer.keys.pkcs11 import Pkcs11Key, Pkcs11Token
 
@@ -54,7 +62,8 @@ def open_signing_key(
             owns_token=True,
         )
     soft = load_key_file(spec, flags=flags)
-    warn_soft_key()
+    if warn:
+        warn_soft_key()
     return soft
 
 
