@@ -346,23 +346,7 @@ class _Reader:
     def mapping(
         self, node: yaml.Node, what: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
     ) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.err(node, f"{what} must be a mapping")
-        out: dict[str, yaml.Node] = {}
-        for k, v in node.value:
-            if not isinstance(k, yaml.ScalarNode):
-                raise self.err(k, f"{what}: keys must be plain strings")
-            key = str(k.value)
-            if key in out:
-                raise self.err(k, f"{what}: duplicate key {key!r}")
-            if key not in required and key not in optional:
-                known = ", ".join((*required, *optional))
-                raise self.err(k, f"{what}: unknown key {key!r} (known: {known})")
-            out[key] = v
-        for r in required:
-            if r not in out:
-                raise self.err(node, f"{what}: missing required key {r!r}")
-        return out
+        return yamlstrict.mapping_nodes(node, what, (*required, *optional), required, self.err)
 
     def free_mapping(self, node: yaml.Node, what: str) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):

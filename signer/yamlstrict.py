@@ -10,6 +10,7 @@ already turn YAML errors into ``file:line`` messages report it the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any, cast
 
 import yaml
@@ -53,4 +54,33 @@ def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 -- a SafeLoader subclass
 
 
-__all__ = ["ExplicitTagRefused", "StrictSafeLoader", "compose", "safe_load"]
+def mapping_nodes(
+    node: yaml.Node,
+    where: str,
+    allowed: Collection[str],
+    required: Collection[str],
+    fail: Callable[[yaml.Node, str], Exception],
+) -> dict[str, yaml.Node]:
+    """The keys and value nodes of a mapping read strictly: plain unique keys, only
+    ``allowed`` ones, every ``required`` one present. ``fail(node, message)`` makes the error
+    (the caller's type, carrying the node's file:line)."""
+    if not isinstance(node, yaml.MappingNode):
+        raise fail(node, f"{where} must be a mapping")
+    out: dict[str, yaml.Node] = {}
+    for knode, vnode in node.value:
+        if not isinstance(knode, yaml.ScalarNode):
+            raise fail(knode, f"{where}: keys must be plain strings")
+        key = str(knode.value)
+        if key in out:
+            raise fail(knode, f"{where}: duplicate key {key!r}")
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            raise fail(knode, f"{where}: unknown key {key!r} (known: {known})")
+        out[key] = vnode
+    for key in sorted(required):
+        if key not in out:
+            raise fail(node, f"{where}: missing required key {key!r}")
+    return out
+
+
+__all__ = ["ExplicitTagRefused", "StrictSafeLoader", "compose", "mapping_nodes", "safe_load"]

@@ -302,25 +302,7 @@ class _Reader:
         allowed: set[str],
         required: set[str] | frozenset[str] = frozenset(),
     ) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{where} must be a mapping")
-        out: dict[str, yaml.Node] = {}
-        for knode, vnode in node.value:
-            if not isinstance(knode, yaml.ScalarNode):
-                raise self.fail(knode, f"{where}: keys must be plain words")
-            key = str(knode.value)
-            if key in out:
-                raise self.fail(knode, f"{where}: duplicate key {key!r}")
-            if key not in allowed:
-                raise self.fail(
-                    knode,
-                    f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})",
-                )
-            out[key] = vnode
-        for key in sorted(required):
-            if key not in out:
-                raise self.fail(node, f"{where}: missing required key {key!r}")
-        return out
+        return yamlstrict.mapping_nodes(node, where, allowed, required, self.fail)
 
     def scalar(self, node: yaml.Node, where: str) -> str:
         if not isinstance(node, yaml.ScalarNode):
