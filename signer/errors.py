@@ -30,6 +30,20 @@ class DnssecCeremonyError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Crosses process pipes (the signer's workers) with its attributes intact: the
+        # subclasses' __init__ signatures differ from ``args``.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[DnssecCeremonyError], args: tuple[object, ...], state: dict[str, object]
+) -> DnssecCeremonyError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
+
 
 class InputError(DnssecCeremonyError):
     """Malformed or unusable input; carries ``file:line`` when known."""

@@ -44,17 +44,24 @@ def node_types(zone: Zone, name: bytes) -> list[int]:
     return types
 
 
-def add_nsec(zone: Zone) -> int:
-    """Add an NSEC RRset to every name of the chain; return how many."""
-    ttl = negative_ttl(zone)
+def add_nsec(zone: Zone, *, wrap_to: bytes | None = None, ttl: int | None = None) -> int:
+    """Add an NSEC RRset to every name of the chain; return how many.
+
+    A *shard* of a zone (see :mod:`signer.zone.sharded`) passes ``wrap_to``, the first chain
+    name after its last one (the apex for the last shard), and ``ttl`` (its SOA may be in
+    another shard); a whole zone closes its chain back to its first name, the apex.
+    """
+    if ttl is None:
+        ttl = negative_ttl(zone)
     names = chain_names(zone)
     n = len(names)
     nodes = zone.nodes
     kinds = zone.kinds
     bitmaps: dict[tuple[int, ...], bytes] = {}  # a registry zone has a handful of type sets
     by_type = itemgetter(1)  # RRset.rtype
+    last = wrap_to if wrap_to is not None else names[0] if names else b""
     for i, name in enumerate(names):
-        nxt = names[(i + 1) % n]
+        nxt = names[i + 1] if i + 1 < n else last
         lst = nodes[name]
         if kinds[name] == KIND_DELEGATION:
             types = tuple(rs.rtype for rs in lst if rs.rtype in (T_NS, T_DS))

@@ -84,30 +84,27 @@ def parse_salt(text: str) -> bytes:
     return salt
 
 
-def add_nsec3(
-    zone: Zone, *, salt: bytes = b"", iterations: int = 0, optout: bool = False
-) -> tuple[int, tuple[bytes, ...]]:
-    """Add NSEC3 RRsets (as ``KIND_NSEC3`` nodes) and the NSEC3PARAM.
-
-    Returns (chain length, the empty non-terminals that got an NSEC3). Sets ``zone.order``
-    again (hashed names included, canonical order).
-    """
+def check_iterations(iterations: int) -> None:
     if iterations > 500:
         raise InputError(f"NSEC3 iterations {iterations} too high (RFC 9276 recommends 0)")
-    ttl = negative_ttl(zone)
-    kinds = zone.kinds
-    origin = zone.origin
-    # apex: NSEC3PARAM
-    param = RRset(
+
+
+def nsec3param_rrset(origin: bytes, ttl: int, salt: bytes, iterations: int) -> RRset:
+    """The apex NSEC3PARAM (flags always 0, RFC 5155 sect. 4.1.2)."""
+    return RRset(
         origin,
         T_NSEC3PARAM,
         ttl,
         (struct.pack("!BBHB", 1, 0, iterations, len(salt)) + salt,),
     )
-    apex = zone.nodes[origin]
-    apex.append(param)
-    apex.sort(key=lambda r: r.rtype)
 
+
+def chain_entries(zone: Zone, *, optout: bool) -> tuple[dict[bytes, list[int]], list[bytes]]:
+    """The names that get an NSEC3, with their bitmap types, and the empty non-terminals
+    among them. Works on a whole zone or on a shard of one (a shard holds whole subtrees
+    below children of the apex, so every ENT's descendants are in it)."""
+    kinds = zone.kinds
+    origin = zone.origin
     entries: dict[bytes, list[int]] = {}  # name -> bitmap types
     for name in zone.order:
         k = kinds[name]
@@ -135,31 +132,81 @@ def add_nsec3(
                 break  # an existing name: it is in the chain itself or occluded
             entries[p] = []
             ents.append(p)
-    flags = 1 if optout else 0
-    hashed: list[tuple[bytes, bytes]] = []
-    seen: dict[bytes, bytes] = {}
-    for name in entries:
-        h = nsec3_hash(name, salt, iterations)
-        if h in seen:
-            raise Nsec3Collision(
-                f"NSEC3 hash collision between {name_to_text(name)} and "
-                f"{name_to_text(seen[h])}; choose another salt"
-            )
-        seen[h] = name
-        hashed.append((h, name))
+    return entries, ents
+
+
+# (hash, bitmap, original name)
+Hashed = tuple[bytes, bytes, bytes]
+
+
+def hash_entries(entries: dict[bytes, list[int]], salt: bytes, iterations: int) -> list[Hashed]:
+    bitmaps: dict[tuple[int, ...], bytes] = {}
+    out: list[Hashed] = []
+    for name, types in entries.items():
+        key = tuple(types)
+        bm = bitmaps.get(key)
+        if bm is None:
+            bm = bitmaps[key] = type_bitmap(types)
+        out.append((nsec3_hash(name, salt, iterations), bm, name))
+    return out
+
+
+def link_chain(
+    hashed: list[Hashed], *, salt: bytes, iterations: int, optout: bool
+) -> list[tuple[bytes, bytes]]:
+    """Sort the chain (in place) and return ``(hash, NSEC3 RDATA)`` in hash order, each
+    pointing to the next hash and the last back to the first; refuses a collision."""
     hashed.sort()
     n = len(hashed)
-    head = struct.pack("!BBHB", 1, flags, iterations, len(salt)) + salt
-    for i, (h, name) in enumerate(hashed):
+    head = struct.pack("!BBHB", 1, 1 if optout else 0, iterations, len(salt)) + salt
+    out = []
+    for i, (h, bitmap, name) in enumerate(hashed):
         nxt = hashed[(i + 1) % n][0]
-        rdata = head + bytes((len(nxt),)) + nxt + type_bitmap(entries[name])
-        label = b32hex(h)
-        owner = bytes((len(label),)) + label + origin
-        if owner in zone.nodes:
+        if nxt == h and n > 1:
+            raise Nsec3Collision(
+                f"NSEC3 hash collision between {name_to_text(name)} and "
+                f"{name_to_text(hashed[(i + 1) % n][2])}; choose another salt"
+            )
+        out.append((h, head + bytes((len(nxt),)) + nxt + bitmap))
+    return out
+
+
+def nsec3_owner(h: bytes, origin: bytes) -> bytes:
+    label = b32hex(h)
+    return bytes((len(label),)) + label + origin
+
+
+def insert_nsec3(zone: Zone, records: list[tuple[bytes, bytes]], ttl: int) -> None:
+    """Add the NSEC3 records ``(hash, rdata)`` as ``KIND_NSEC3`` nodes; re-sorts the zone."""
+    origin = zone.origin
+    kinds = zone.kinds
+    nodes = zone.nodes
+    for h, rdata in records:
+        owner = nsec3_owner(h, origin)
+        if owner in nodes:
             raise Nsec3Collision(
                 f"the zone already has a name {name_to_text(owner)} equal to an NSEC3 owner"
             )
-        zone.nodes[owner] = [RRset(owner, T_NSEC3, ttl, (rdata,))]
+        nodes[owner] = [RRset(owner, T_NSEC3, ttl, (rdata,))]
         kinds[owner] = KIND_NSEC3
     zone.sort()
-    return n, tuple(ents)
+
+
+def add_nsec3(
+    zone: Zone, *, salt: bytes = b"", iterations: int = 0, optout: bool = False
+) -> tuple[int, tuple[bytes, ...]]:
+    """Add NSEC3 RRsets (as ``KIND_NSEC3`` nodes) and the NSEC3PARAM.
+
+    Returns (chain length, the empty non-terminals that got an NSEC3). Sets ``zone.order``
+    again (hashed names included, canonical order).
+    """
+    check_iterations(iterations)
+    ttl = negative_ttl(zone)
+    apex = zone.nodes[zone.origin]
+    apex.append(nsec3param_rrset(zone.origin, ttl, salt, iterations))
+    apex.sort(key=lambda r: r.rtype)
+    entries, ents = chain_entries(zone, optout=optout)
+    hashed = hash_entries(entries, salt, iterations)
+    records = link_chain(hashed, salt=salt, iterations=iterations, optout=optout)
+    insert_nsec3(zone, records, ttl)
+    return len(records), tuple(ents)

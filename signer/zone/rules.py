@@ -82,16 +82,24 @@ def check_apex(zone: Zone) -> None:
         raise ZoneRuleError(f"no NS RRset at the apex {where}", requirement="ZONE-APEX-NS")
 
 
-def classify(zone: Zone, *, max_warnings: int = 20) -> Classification:
-    """Check the rules and fill ``zone.kinds``; needs ``zone.order`` (call ``zone.sort()``)."""
+def classify(
+    zone: Zone, *, max_warnings: int = 20, apex: bool = True, apex_dname: bool = False
+) -> Classification:
+    """Check the rules and fill ``zone.kinds``; needs ``zone.order`` (call ``zone.sort()``).
+
+    A shard of a zone without the apex (:mod:`signer.zone.sharded`) passes ``apex=False``
+    and whether the apex holds a DNAME (which occludes everything below it).
+    """
     if not zone.order:
         zone.sort()
-    check_apex(zone)
+    if apex:
+        check_apex(zone)
     kinds = zone.kinds
     kinds.clear()
     c = Classification()
     origin = zone.origin
-    cut: bytes | None = None  # the current delegation or DNAME owner
+    # the current delegation or DNAME owner
+    cut: bytes | None = origin if apex_dname and not apex else None
     warned = 0
 
     def warn(msg: str) -> None:
