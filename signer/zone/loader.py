@@ -17,10 +17,11 @@ registry build that emits two TTLs for one RRset has a bug the signer must not h
 from __future__ import annotations
 
 import binascii
+import io
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -143,13 +144,50 @@ def _charstring(tok: str, path: str, line: int) -> bytes:
     return bytes((len(raw),)) + raw
 
 
+# The loader's scratch form of a zone: owner -> [[rtype, ttl, list of RDATA wire, loc], ...]
+# where loc = (index into the loader's file table << 32) | line of the RRset's first record.
+Scratch = dict[bytes, list[list[object]]]
+
+
+class _Range(io.RawIOBase):
+    """The ``size`` bytes of ``raw`` from its current position on, as a readable raw stream."""
+
+    def __init__(self, raw: io.FileIO, size: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._left = max(size, 0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buf), self._left)
+        if n <= 0:
+            return 0
+        got = self._raw.readinto(memoryview(buf)[:n])
+        self._left -= got
+        return got
+
+
 class _Loader:
-    def __init__(self, origin: bytes, allow_dnssec: bool, default_ttl: int | None) -> None:
+    def __init__(
+        self,
+        origin: bytes,
+        allow_dnssec: bool,
+        default_ttl: int | None,
+        *,
+        speculative: bool = False,
+    ) -> None:
         self.origin = origin
         self.allow_dnssec = allow_dnssec
         self.default_ttl = default_ttl
-        # owner -> list of [rtype, ttl, rdatas(list|set), first line text]
-        self.nodes: dict[bytes, list[list[object]]] = {}
+        # speculative: loading a byte range that starts after the beginning of the file; a
+        # record that would take "the last explicit TTL" of an earlier range sets
+        # needs_previous_ttl instead of failing.  open_paren: a range ended inside parentheses.
+        self.speculative = speculative
+        self.needs_previous_ttl = False
+        self.open_paren = False
+        self.nodes: Scratch = {}
         self.records = 0
         self.last_ttl: int | None = None
         self.paths: list[str] = []
@@ -158,43 +196,44 @@ class _Loader:
 
     # -- tokenising ----------------------------------------------------------------------
 
-    def _entries(self, path: str) -> Iterator[tuple[int, bool, list[str]]]:
-        """Yield (line, owner_omitted, tokens) for each logical entry of one file."""
-        try:
-            fh = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
-        except OSError as exc:
-            raise InputError(f"cannot read zone file: {exc.strerror}", path=path) from None
-        with fh:
-            lineno = 0
-            toks: list[str] = []
-            depth = 0
-            start_line = 0
-            blank_start = False
-            for raw in fh:
-                lineno += 1
-                if depth == 0:
-                    if (
-                        '"' not in raw
-                        and "\\" not in raw
-                        and "(" not in raw
-                        and ";" not in raw
-                        and ")" not in raw
-                    ):
-                        parts = raw.split()
-                        if parts:
-                            yield lineno, raw[0] in " \t", parts
-                        continue
-                    toks = []
-                    start_line = lineno
-                    blank_start = raw[:1] in (" ", "\t")
-                depth = self._scan(raw, toks, depth, path, lineno)
-                if depth == 0 and toks:
-                    yield start_line, blank_start, toks
-                    toks = []
-            if depth:
-                raise InputError(
-                    "unbalanced parenthesis: '(' never closed", path=path, line=start_line
-                )
+    def _entries(
+        self, lines: Iterable[str], path: str, first_line: int, *, partial: bool = False
+    ) -> Iterator[tuple[int, bool, list[str]]]:
+        """Yield (line, owner_omitted, tokens) for each logical entry of ``lines`` (decoded
+        lines of ``path``, the first one being line ``first_line``).  ``partial``: the lines
+        are a range that stops before the end of the file, so ending inside parentheses sets
+        :attr:`open_paren` instead of failing."""
+        lineno = first_line - 1
+        toks: list[str] = []
+        depth = 0
+        start_line = 0
+        blank_start = False
+        for raw in lines:
+            lineno += 1
+            if depth == 0:
+                if (
+                    '"' not in raw
+                    and "\\" not in raw
+                    and "(" not in raw
+                    and ";" not in raw
+                    and ")" not in raw
+                ):
+                    parts = raw.split()
+                    if parts:
+                        yield lineno, raw[0] in " \t", parts
+                    continue
+                toks = []
+                start_line = lineno
+                blank_start = raw[:1] in (" ", "\t")
+            depth = self._scan(raw, toks, depth, path, lineno)
+            if depth == 0 and toks:
+                yield start_line, blank_start, toks
+                toks = []
+        if depth:
+            if partial:
+                self.open_paren = True
+                return
+            raise InputError("unbalanced parenthesis: '(' never closed", path=path, line=start_line)
 
     @staticmethod
     def _scan(raw: str, toks: list[str], depth: int, path: str, lineno: int) -> int:
@@ -239,7 +278,42 @@ class _Loader:
 
     # -- records -------------------------------------------------------------------------
 
-    def load_file(self, path: str, origin: bytes, depth: int) -> None:
+    def load_file(self, path: str, origin: bytes, depth: int) -> bytes:
+        """Load all of ``path`` (a zone file or an ``$INCLUDE``); returns the final $ORIGIN."""
+        try:
+            fh = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(f"cannot read zone file: {exc.strerror}", path=path) from None
+        with fh:
+            return self._load_lines(fh, path, origin, depth, 1, partial=False)
+
+    def load_range(self, path: str, start: int, end: int, first_line: int, origin: bytes) -> bytes:
+        """Load the lines of ``path`` that start in the byte range [start, end) (``start`` is
+        the start of line ``first_line``), beginning with $ORIGIN ``origin`` and $TTL
+        :attr:`default_ttl`; the lines are streamed, never held at once.  Returns the $ORIGIN
+        after the range (the $TTL is then :attr:`default_ttl`).  A range that stops before
+        the end of the file may end inside parentheses (:attr:`open_paren`)."""
+        try:
+            raw = open(path, "rb", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(f"cannot read zone file: {exc.strerror}", path=path) from None
+        with raw:
+            partial = end < os.fstat(raw.fileno()).st_size
+            raw.seek(start)
+            buffered = io.BufferedReader(_Range(raw, end - start), 1 << 16)
+            with io.TextIOWrapper(buffered, encoding="utf-8", errors="surrogateescape") as fh:
+                return self._load_lines(fh, path, origin, 0, first_line, partial=partial)
+
+    def _load_lines(
+        self,
+        lines: Iterable[str],
+        path: str,
+        origin: bytes,
+        depth: int,
+        first_line: int,
+        *,
+        partial: bool,
+    ) -> bytes:
         self.paths.append(path)
         self.file_index = len(self.paths) - 1
         cur_origin = origin
@@ -247,7 +321,7 @@ class _Loader:
         owner_text = ""  # the owner's text as written: consecutive records repeat it
         owner_origin = cur_origin
         ttl_default = self.default_ttl
-        for line, omitted, toks in self._entries(path):
+        for line, omitted, toks in self._entries(lines, path, first_line, partial=partial):
             first = toks[0]
             if first[0] == "$" and not omitted:
                 d = first.upper()
@@ -329,6 +403,7 @@ class _Loader:
                 raise InputError("record without a type", path=path, line=line)
             assert owner is not None  # set above: omitted owners need a previous one
             self._add(owner, rtype, ttl, toks[i:], cur_origin, ttl_default, path, line)
+        return cur_origin
 
     def _add(
         self,
@@ -361,6 +436,11 @@ class _Loader:
                 ttl = ttl_default
             elif self.last_ttl is not None:
                 ttl = self.last_ttl
+            elif self.speculative:
+                # loading the whole file would take the last explicit TTL of an earlier range:
+                # unknown here, so the caller must not use this result
+                self.needs_previous_ttl = True
+                ttl = struct.unpack("!I", wire[-4:])[0] if rtype == T_SOA else 0
             elif rtype == T_SOA:
                 ttl = struct.unpack("!I", wire[-4:])[0]
             else:
@@ -373,32 +453,11 @@ class _Loader:
         if node is None:
             self.nodes[owner] = [[rtype, ttl, [wire], (self.file_index << 32) | line]]
             return
-        for ent in node:
-            if ent[0] == rtype:
-                if ent[1] != ttl and rtype != T_RRSIG:  # RRSIG TTLs follow what they cover
-                    raise InputError(
-                        f"TTL {ttl} differs from TTL {ent[1]} of the {_tname(rtype)} "
-                        f"RRset at {name_to_text(owner)} ({self._where(ent[3])}); one TTL per RRset "
-                        "(RFC 2181 sect. 5.2)",
-                        path=path,
-                        line=line,
-                    )
-                lst = ent[2]
-                assert isinstance(lst, list)
-                lst.append(wire)
-                return
-        types = [e[0] for e in node]
-        if rtype == T_CNAME or T_CNAME in types:
-            other = [int(t) for t in (*types, rtype) if t not in (T_CNAME, T_RRSIG, T_NSEC)]  # type: ignore[call-overload]
-            if other:
-                raise InputError(
-                    f"CNAME and other data at {name_to_text(owner)} "
-                    f"({', '.join(_tname(t) for t in other)}); a CNAME must be "
-                    "alone (RFC 1034 sect. 3.6.2)",
-                    path=path,
-                    line=line,
-                )
-        node.append([rtype, ttl, [wire], (self.file_index << 32) | line])
+        lst = join_rrset(node, owner, rtype, ttl, self.paths, path, line)
+        if lst is None:
+            node.append([rtype, ttl, [wire], (self.file_index << 32) | line])
+        else:
+            lst.append(wire)
 
     def name(
         self,
@@ -425,10 +484,6 @@ class _Loader:
                     self.name_cache.clear()
                 self.name_cache[key] = wire
         return wire
-
-    def _where(self, loc: object) -> str:
-        assert isinstance(loc, int)
-        return f"{self.paths[loc >> 32]}:{loc & 0xFFFFFFFF}"
 
     # -- RDATA ---------------------------------------------------------------------------
 
@@ -563,25 +618,76 @@ class _Loader:
             ) from None
 
     def zone(self) -> Zone:
-        """The loaded :class:`Zone`. Converts the loader's per-owner lists into RRsets **in
-        place** (each owner's scratch lists are freed as soon as its RRsets exist, and the
-        name cache is dropped first), so the parent's peak memory is the larger of the two
-        forms rather than their sum."""
+        """The loaded :class:`Zone` (see :func:`scratch_zone`; the name cache is dropped
+        first)."""
         self.name_cache = {}
         scratch = self.nodes
         self.nodes = {}
-        nodes = cast(dict[bytes, list[RRset]], scratch)  # same dict, values replaced below
-        for owner, ents in scratch.items():
-            rrsets: list[RRset] = []
-            if len(ents) > 1:
-                ents.sort(key=lambda e: e[0])  # type: ignore[arg-type,return-value]
-            for ent in ents:
-                lst = ent[2]
-                assert isinstance(lst, list)
-                rdatas = (lst[0],) if len(lst) == 1 else tuple(sorted(set(lst)))
-                rrsets.append(RRset(owner, ent[0], ent[1], rdatas))  # type: ignore[arg-type]
-            nodes[owner] = rrsets  # replaces the scratch list: same key, order kept
-        return Zone(self.origin, nodes)
+        return scratch_zone(self.origin, scratch)
+
+
+def location(paths: Sequence[str], loc: object) -> str:
+    """``file:line`` of a scratch ``loc`` given the file table it indexes."""
+    assert isinstance(loc, int)
+    return f"{paths[loc >> 32]}:{loc & 0xFFFFFFFF}"
+
+
+def join_rrset(
+    node: list[list[object]],
+    owner: bytes,
+    rtype: int,
+    ttl: int,
+    paths: Sequence[str],
+    path: str,
+    line: int,
+) -> list[bytes] | None:
+    """Where records of ``rtype`` (TTL ``ttl``, from ``path:line``) join the scratch ``node``
+    of ``owner``: the RDATA list of its RRset of that type, or ``None`` when it has none yet
+    (the caller appends a new entry).  Applies the rules between records (``paths`` renders
+    the earlier record's place): one TTL per RRset (RFC 2181 sect. 5.2; RRSIG exempt, its
+    TTLs follow what each covers) and a CNAME alone (RFC 1034 sect. 3.6.2)."""
+    for ent in node:
+        if ent[0] == rtype:
+            if ent[1] != ttl and rtype != T_RRSIG:
+                raise InputError(
+                    f"TTL {ttl} differs from TTL {ent[1]} of the {_tname(rtype)} "
+                    f"RRset at {name_to_text(owner)} ({location(paths, ent[3])}); one TTL per "
+                    "RRset (RFC 2181 sect. 5.2)",
+                    path=path,
+                    line=line,
+                )
+            return cast(list[bytes], ent[2])
+    types = [e[0] for e in node]
+    if rtype == T_CNAME or T_CNAME in types:
+        other = [int(t) for t in (*types, rtype) if t not in (T_CNAME, T_RRSIG, T_NSEC)]  # type: ignore[call-overload]
+        if other:
+            raise InputError(
+                f"CNAME and other data at {name_to_text(owner)} "
+                f"({', '.join(_tname(t) for t in other)}); a CNAME must be "
+                "alone (RFC 1034 sect. 3.6.2)",
+                path=path,
+                line=line,
+            )
+    return None
+
+
+def scratch_zone(origin: bytes, scratch: Scratch) -> Zone:
+    """The :class:`Zone` (nodes only) of the loader's scratch form: each owner's RRsets sorted
+    by type, RDATAs deduplicated and sorted.  Converts **in place** (``scratch`` becomes the
+    zone's node dict; each owner's scratch lists are freed as soon as its RRsets exist), so
+    peak memory is the larger of the two forms rather than their sum."""
+    nodes = cast(dict[bytes, list[RRset]], scratch)  # same dict, values replaced below
+    for owner, ents in scratch.items():
+        rrsets: list[RRset] = []
+        if len(ents) > 1:
+            ents.sort(key=lambda e: e[0])  # type: ignore[arg-type,return-value]
+        for ent in ents:
+            lst = ent[2]
+            assert isinstance(lst, list)
+            rdatas = (lst[0],) if len(lst) == 1 else tuple(sorted(set(lst)))
+            rrsets.append(RRset(owner, ent[0], ent[1], rdatas))  # type: ignore[arg-type]
+        nodes[owner] = rrsets  # replaces the scratch list: same key, order kept
+    return Zone(origin, nodes)
 
 
 def _b64(text: str, what: str, path: str, line: int) -> bytes:
