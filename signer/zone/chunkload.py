@@ -12,6 +12,12 @@ loader's rules between records (one TTL per RRset, a CNAME alone) into a :class:
 Scratch form (see :data:`signer.zone.loader.Scratch`): ``owner -> [[rtype, ttl, [rdata wire,
 ...], loc], ...]``; ``loc = (file_index << 32) | line`` indexes the chunk's file table
 (``paths``), ``line`` being the RRset's first record.
+
+Limits of the prediction, all caught by :func:`chunks_consistent`: a ``$TTL`` inside an
+``$INCLUDE``d file (the loader carries it on in the including file; the planner does not read
+included files), directive-looking lines inside parentheses, a cut inside parentheses, and a
+TTL-less record that would take the last explicit TTL of an earlier chunk.  Chunk line numbers
+count ``\n`` (a file ending its lines with a lone ``\r`` would be numbered differently).
 """
 
 from __future__ import annotations
