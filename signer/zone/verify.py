@@ -58,6 +58,22 @@ Levels (costs measured in ``docs/performance.md``):
   of the cost of ``full`` (docs/performance.md).
 * ``full`` -- structural, plus every signature verified cryptographically
   (ZONE-VERIFY-SIGNATURE), split across ``jobs`` forked processes.
+
+Shards (``signer/zone/sharded.py``): each worker verifies its own shard --
+a :class:`Zone` holding only its names, whole subtrees below apex children -- with
+:func:`verify_shard` and a :class:`ShardContext`; the parent joins the
+:class:`ShardVerification` results with :func:`combine_shards`. A whole zone is the same code
+as one shard covering everything. In a shard other than 0 the DNSKEY RRset, negative TTL and
+NSEC3PARAM come from the context (shard 0 checks that context against its apex); the apex
+checks, ZONE-VERIFY-DNSKEY-TA and ZONE-VERIFY-ZSK-PUBLISHED run in shard 0 only. NSEC: each
+shard checks its part of the chain, its last NSEC pointing to ``next_chain_name``;
+:func:`combine_shards` checks that the parts join up. NSEC3: each shard checks its records
+(one per hashed owner right below the apex, TTL) and reports them with the names that need
+or may have one; :func:`check_nsec3_chain` checks the chain on those compact lists (order,
+next hashes, coverage, opt-out, bitmaps, parameters). Signatures are checked in the shard's
+process, the sample taken per shard (apex signatures, the first per type and kind, the
+stride). Failures come out in the order of one whole-zone pass: step by step (structure,
+signatures, denial chain, trust anchor, cryptography), in shard order within a step.
 """
 
 from __future__ import annotations
@@ -73,7 +89,7 @@ import struct
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.exception
@@ -293,23 +309,92 @@ def _signing_data(owner: bytes, rrset: RRset, s: RrsigFields) -> bytes:
     return signing_data_wire(_header(s), owner, rrset.rtype, CLASS_IN, s.original_ttl, rrset.rdatas)
 
 
+# The steps of a verification, in the order whose failures are reported (each failure is
+# tagged with its step, so that shards' failures merge in the order of one whole-zone pass).
+_STRUCTURE, _SIGNATURES, _CHAIN, _ANCHOR, _CRYPTO = range(5)
+
+
 class _Failures:
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = MAX_REPORTED, stage: int = _STRUCTURE) -> None:
         self.items: list[tuple[str, str]] = []
+        self.stages: list[int] = []  # the step of each item
         self.total = 0
+        self.limit = limit
+        self.stage = stage  # the step now running
 
     def add(self, requirement: str, message: str) -> None:
         self.total += 1
-        if len(self.items) < MAX_REPORTED:
+        kept = len(self.items)
+        if self.limit is None or kept < self.limit:
             self.items.append((requirement, message))
-            log.error("%s: %s", requirement, message)
+            self.stages.append(self.stage)
+            if kept < MAX_REPORTED:
+                log.error("%s: %s", requirement, message)
 
-    def raise_if_any(self) -> None:
-        if self.total:
-            raise ZoneVerificationFailed(self.items, self.total)
+    def merge(self, items: Sequence[tuple[str, str]], stages: Sequence[int], total: int) -> None:
+        """Append failures found (and logged) elsewhere: ``total`` of them, ``items`` kept."""
+        self.total += total
+        room = len(items) if self.limit is None else max(0, self.limit - len(self.items))
+        self.items.extend(items[:room])
+        self.stages.extend(stages[:room])
 
 
-# -- entry point ----------------------------------------------------------------------------
+# -- shards ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShardContext:
+    """What the verification of one shard needs to know about the rest of the zone."""
+
+    index: int  # shard number; shard 0 holds the apex node
+    count: int  # number of shards
+    dnskey: RRset  # the apex DNSKEY RRset (with its RRSIGs), for shards without the apex
+    negative_ttl: int  # min(SOA TTL, SOA MINIMUM) (RFC 9077), for shards without the apex
+    nsec3param: bytes | None  # the apex NSEC3PARAM RDATA (None: an NSEC zone)
+    next_chain_name: bytes  # NSEC: the first chain name of the following shards (or the apex)
+
+
+@dataclass
+class ShardVerification:
+    """The verdict on one shard (picklable: it crosses a process pipe); see :func:`verify_shard`.
+
+    ``nsec_first`` / ``nsec_next`` (NSEC, a shard with chain names): the shard's first chain
+    name and the name its last NSEC was checked to point to, so that :func:`combine_shards`
+    can check that the shards' chains join up. ``failure_stages``: the step of the
+    verification that found each failure (structure, signatures, chain, trust anchor,
+    cryptography), so that the combined list is in the order of a whole-zone pass.
+    """
+
+    index: int
+    failures: list[tuple[str, str]]  # (requirement ID, message), at most MAX_REPORTED
+    failure_total: int
+    names: int
+    rrsets_signed: int
+    rrsigs: int
+    rrsigs_verified: int
+    min_expiration: int
+    max_expiration: int
+    trust_anchor_key: int  # shard 0 only (0 elsewhere)
+    denial: str
+    nsec3_found: list[tuple[bytes, bytes, bytes]]  # (hash, NSEC3 RDATA, owner name)
+    nsec3_expected: list[tuple[bytes, bool, bytes, bytes]]  # (hash, required, bitmap, name)
+    seconds: float
+    nsec_first: bytes = b""
+    nsec_next: bytes = b""
+    failure_stages: list[int] = field(default_factory=list)  # the step of each failure
+
+
+def _whole_zone(origin: bytes) -> ShardContext:
+    """A whole zone is one shard: everything the context could say comes from its apex."""
+    return ShardContext(0, 1, RRset(origin, T_DNSKEY, 0, ()), 0, None, origin)
+
+
+def _check_arguments(level: str, trust_anchor_ds: Sequence[DsRecord]) -> None:
+    if level not in LEVELS:
+        raise InputError(f"unknown verification level {level!r} (use {', '.join(LEVELS)})")
+    if not trust_anchor_ds:
+        raise InputError("self-verification needs the trust anchor (the KSK's DS)")
+
+
+# -- entry points ---------------------------------------------------------------------------
 def verify_signed_zone(
     zone: Zone | str | os.PathLike[str],
     *,
@@ -328,12 +413,10 @@ def verify_signed_zone(
 
     See the module docstring for what each ``level`` checks and the requirement IDs.
     ``prepared``: from :func:`prepare_verification` on this ``zone`` (same ``now``, ``zsk``
-    and ``min_validity``) before it was signed.
+    and ``min_validity``) before it was signed. The zone is verified as one shard (with the
+    NSEC3 chain checked in the same pass), signatures across ``jobs`` processes.
     """
-    if level not in LEVELS:
-        raise InputError(f"unknown verification level {level!r} (use {', '.join(LEVELS)})")
-    if not trust_anchor_ds:
-        raise InputError("self-verification needs the trust anchor (the KSK's DS)")
+    _check_arguments(level, trust_anchor_ds)
     started = time.perf_counter()
     if not isinstance(zone, Zone):
         if origin is None:
@@ -345,38 +428,165 @@ def verify_signed_zone(
         v = prepared.verifier
         started -= prepared.seconds
     else:
-        v = _Verifier(zone, now, zsk, min_validity)
+        v = _Verifier(zone, _whole_zone(zone.origin), now, zsk, min_validity, chain=True)
         v.structure()
+    part, processes = _finish(
+        v, zone, trust_anchor_ds, level, jobs, sample_rate, sample_min, started
+    )
+    return _combine([part], origin=v.origin, level=level, nsec3param=None, processes=processes)
+
+
+def verify_shard(
+    zone: Zone,
+    ctx: ShardContext,
+    *,
+    trust_anchor_ds: Sequence[DsRecord],
+    now: int,
+    level: str,
+    zsk: DnsKey | None,
+    min_validity: int,
+    sample_rate: float = 0.01,
+    sample_min: int = 200,
+) -> ShardVerification:
+    """Verify one shard of a signed zone (its names only, signed); failures are returned.
+
+    The same checks as :func:`verify_signed_zone`, in this process, except the NSEC3 chain
+    itself: the shard reports its NSEC3 records and the names that need (or may have) one,
+    and :func:`combine_shards` checks the chain over all shards.
+    """
+    _check_arguments(level, trust_anchor_ds)
+    started = time.perf_counter()
+    v = _Verifier(zone, ctx, now, zsk, min_validity, chain=False)
+    v.structure()
+    return _finish(v, zone, trust_anchor_ds, level, 1, sample_rate, sample_min, started)[0]
+
+
+def combine_shards(
+    parts: Sequence[ShardVerification], *, origin: bytes, level: str, nsec3param: bytes | None
+) -> VerifyReport:
+    """The verdict on a zone verified as ``parts``: the NSEC3 chain across the shards (when
+    ``nsec3param``) and the joints of the NSEC chain are checked here; raise
+    :class:`ZoneVerificationFailed` or return the report (``processes``: the shards).
+
+    Failures are listed step by step as one whole-zone pass would (structure, signatures,
+    denial chain, trust anchor, cryptography), in shard order within a step; at most
+    MAX_REPORTED are kept, ``total`` counts all."""
+    return _combine(parts, origin=origin, level=level, nsec3param=nsec3param, processes=len(parts))
+
+
+def check_nsec3_chain(
+    found: Sequence[tuple[bytes, bytes, bytes]],
+    expected: Sequence[tuple[bytes, bool, bytes, bytes]],
+    nsec3param: bytes,
+) -> list[tuple[str, str]]:
+    """The NSEC3 chain checks on compact lists (see :attr:`ShardVerification.nsec3_found`
+    and ``nsec3_expected``): every failure as (requirement ID, message)."""
+    f = _Failures(limit=None)
+    _nsec3_chain(found, expected, nsec3param, f)
+    return f.items
+
+
+def _finish(
+    v: _Verifier,
+    zone: Zone,
+    anchors: Sequence[DsRecord],
+    level: str,
+    jobs: int | None,
+    sample_rate: float,
+    sample_min: int,
+    started: float,
+) -> tuple[ShardVerification, int]:
+    """After :meth:`_Verifier.structure`: the RRSIGs, the trust anchor (shard 0) and the
+    signatures checked cryptographically at ``level``, each step only if the ones before it
+    found nothing. Returns the verdict and the number of processes that verified."""
     v.signatures(zone)
-    v.failures.raise_if_any()
-    ta_tag = v.dnskey_trust_anchor(trust_anchor_ds)
-    v.failures.raise_if_any()
-    if level == "structural":
-        chosen: list[tuple[int, int, int]] = []
-    elif level == "full":
-        chosen = v.tasks
-    else:
-        chosen = _sample(v, v.tasks, sample_rate, sample_min)
-    bad, processes = _verify_tasks(v, chosen, jobs)
-    for (i, ri, _si), reason in bad:
-        rs = v.nodes[i][ri]
-        v.failures.add(
-            "ZONE-VERIFY-SIGNATURE",
-            f"RRSIG {_type_text(rs.rtype)} {name_to_text(v.order[i])}: {reason}",
-        )
-    v.failures.raise_if_any()
-    report = VerifyReport(
-        origin=name_to_text(v.origin),
-        level=level,
-        denial=v.denial,
+    f = v.failures
+    ta_tag = verified = 0
+    processes = 1
+    if not f.total and v.has_apex:
+        f.stage = _ANCHOR
+        ta_tag = v.dnskey_trust_anchor(anchors)
+        verified = 1
+    if not f.total:
+        f.stage = _CRYPTO
+        if level == "structural":
+            chosen: list[tuple[int, int, int]] = []
+        elif level == "full":
+            chosen = v.tasks
+        else:
+            chosen = _sample(v, v.tasks, sample_rate, sample_min)
+        bad, processes = _verify_tasks(v, chosen, jobs)
+        for (i, ri, _si), reason in bad:
+            rs = v.nodes[i][ri]
+            f.add(
+                "ZONE-VERIFY-SIGNATURE",
+                f"RRSIG {_type_text(rs.rtype)} {name_to_text(v.order[i])}: {reason}",
+            )
+        verified += len(chosen)
+    part = ShardVerification(
+        index=v.index,
+        failures=f.items,
+        failure_total=f.total,
+        failure_stages=f.stages,
         names=len(v.order),
         rrsets_signed=v.rrsets_signed,
         rrsigs=len(v.tasks),
-        rrsigs_verified=len(chosen) + 1,
+        rrsigs_verified=verified,
         min_expiration=v.min_exp if v.tasks else 0,
         max_expiration=v.max_exp if v.tasks else 0,
-        seconds=time.perf_counter() - started,
         trust_anchor_key=ta_tag,
+        denial=v.denial,
+        nsec3_found=v.nsec3_found,
+        nsec3_expected=v.nsec3_expected,
+        seconds=time.perf_counter() - started,
+        nsec_first=v.nsec_first,
+        nsec_next=v.nsec_next,
+    )
+    return part, processes
+
+
+def _combine(
+    parts: Sequence[ShardVerification],
+    *,
+    origin: bytes,
+    level: str,
+    nsec3param: bytes | None,
+    processes: int,
+) -> VerifyReport:
+    started = time.perf_counter()
+    parts = sorted(parts, key=lambda p: p.index)
+    f = _Failures()  # the checks across shards
+    indices = [p.index for p in parts]
+    if not parts or indices != list(range(len(parts))):
+        f.add("ZONE-VERIFY-ORDER", f"shard results {indices} are not those of shards 0 to n-1")
+    f.stage = _CHAIN
+    _nsec_joints(parts, f)
+    if nsec3param is not None:
+        found = [x for p in parts for x in p.nsec3_found]
+        _nsec3_chain(found, [x for p in parts for x in p.nsec3_expected], nsec3param, f)
+    total = f.total + sum(p.failure_total for p in parts)
+    if total:
+        # one step after the other as in a whole-zone pass; within a step, in shard order
+        tagged = [
+            (st, it) for p in parts for st, it in zip(p.failure_stages, p.failures, strict=True)
+        ]
+        tagged += zip(f.stages, f.items, strict=True)
+        tagged.sort(key=lambda t: t[0])
+        raise ZoneVerificationFailed([it for _, it in tagged[:MAX_REPORTED]], total)
+    denials = {p.denial for p in parts}
+    signed = [p for p in parts if p.rrsigs]
+    report = VerifyReport(
+        origin=name_to_text(origin),
+        level=level,
+        denial=next(d for d in ("nsec3 opt-out", "nsec3", parts[0].denial) if d in denials),
+        names=sum(p.names for p in parts),
+        rrsets_signed=sum(p.rrsets_signed for p in parts),
+        rrsigs=sum(p.rrsigs for p in parts),
+        rrsigs_verified=sum(p.rrsigs_verified for p in parts),
+        min_expiration=min((p.min_expiration for p in signed), default=0),
+        max_expiration=max((p.max_expiration for p in signed), default=0),
+        seconds=max(p.seconds for p in parts) + time.perf_counter() - started,
+        trust_anchor_key=parts[0].trust_anchor_key,
         processes=processes,
     )
     log.info(
@@ -388,6 +598,85 @@ def verify_signed_zone(
         report.seconds,
     )
     return report
+
+
+def _nsec_joints(parts: Sequence[ShardVerification], f: _Failures) -> None:
+    """The last NSEC of each shard's chain points to the first name of the next shard's."""
+    chained = [p for p in parts if p.nsec_first]
+    for p, q in zip(chained, chained[1:] + chained[:1], strict=True):
+        if p.nsec_next != q.nsec_first:
+            f.add(
+                "ZONE-VERIFY-NSEC-CHAIN",
+                f"the NSEC chain of shard {p.index} continues at {name_to_text(p.nsec_next)}, "
+                f"but the chain of shard {q.index} starts at {name_to_text(q.nsec_first)}",
+            )
+
+
+def _nsec3_chain(
+    found: Sequence[tuple[bytes, bytes, bytes]],
+    expected: Sequence[tuple[bytes, bool, bytes, bytes]],
+    nsec3param: bytes,
+    f: _Failures,
+) -> None:
+    """The NSEC3 chain: in hash order and closed, exactly the required names have an NSEC3,
+    optional ones lack one only under an opt-out NSEC3, bitmaps, parameters."""
+    halg, _flags, iterations, slen = struct.unpack_from("!BBHB", nsec3param)
+    salt = nsec3param[5 : 5 + slen]
+    by_hash: dict[bytes, int] = {}
+    for n, (h, _required, _bitmap, name) in enumerate(expected):
+        if h in by_hash:
+            f.add("ZONE-VERIFY-NSEC3-CHAIN", f"NSEC3 hash collision at {name_to_text(name)}")
+        by_hash[h] = n
+    if not found:
+        f.add("ZONE-VERIFY-NSEC3-CHAIN", "the zone has an NSEC3PARAM but no NSEC3 chain")
+        return
+    owners = sorted(found)
+    hashes = [h for h, _, _ in owners]
+    for pos, (h, rd, owner) in enumerate(owners):
+        ralg, _rflags, riter, rslen = struct.unpack_from("!BBHB", rd)
+        rsalt = rd[5 : 5 + rslen]
+        hl = rd[5 + rslen]
+        nxt = rd[6 + rslen : 6 + rslen + hl]
+        if (ralg, riter, rsalt) != (halg, iterations, salt):
+            f.add(
+                "ZONE-VERIFY-NSEC3-PARAM",
+                f"NSEC3 at {name_to_text(owner)} has parameters other than the NSEC3PARAM's",
+            )
+        want_next = hashes[(pos + 1) % len(hashes)]
+        if nxt != want_next:
+            f.add(
+                "ZONE-VERIFY-NSEC3-CHAIN",
+                f"NSEC3 at {name_to_text(owner)} points to {_b32(nxt)}, expected {_b32(want_next)}",
+            )
+        idx = by_hash.get(h)
+        if idx is None:
+            f.add(
+                "ZONE-VERIFY-NSEC3-CHAIN",
+                f"NSEC3 at {name_to_text(owner)} matches no name of the zone",
+            )
+            continue
+        _h, _required, want_bitmap, name = expected[idx]
+        bitmap = rd[6 + rslen + hl :]
+        if bitmap == want_bitmap:
+            continue
+        have, expect = set(bitmap_types(bitmap)), set(bitmap_types(want_bitmap))
+        if have != expect:
+            what = f"NSEC3 of {name_to_text(name)}"
+            f.add("ZONE-VERIFY-BITMAP", _bitmap_msg(what, owner, have, expect))
+    have_hashes = set(hashes)
+    for h, required, _bitmap, name in expected:
+        if required and h not in have_hashes:
+            f.add("ZONE-VERIFY-NSEC3-CHAIN", f"{name_to_text(name)} has no NSEC3")
+    for h, required, _bitmap, name in expected:
+        if required or h in have_hashes:
+            continue
+        pos = bisect.bisect_left(hashes, h) - 1  # the NSEC3 covering h (wraps to -1)
+        if not owners[pos][1][1] & 1:  # the covering NSEC3's opt-out flag
+            f.add(
+                "ZONE-VERIFY-NSEC3-CHAIN",
+                f"insecure {name_to_text(name)} has no NSEC3 and the NSEC3 covering it "
+                "has no opt-out flag",
+            )
 
 
 @dataclass
@@ -410,7 +699,7 @@ def prepare_verification(
     workers sign). The zone's node lists must afterwards change only by RRsets gaining
     signatures."""
     started = time.perf_counter()
-    v = _Verifier(zone, now, zsk, min_validity)
+    v = _Verifier(zone, _whole_zone(zone.origin), now, zsk, min_validity, chain=True)
     v.structure()
     return PreparedVerification(zone, now, v, time.perf_counter() - started)
 
@@ -426,19 +715,35 @@ def _sample(
     stride = len(tasks) / want
     picked = {int(i * stride) for i in range(want)}
     seen: set[tuple[int, int]] = set()
-    nodes, kinds = v.nodes, v.kinds
+    nodes, kinds, order, origin = v.nodes, v.kinds, v.order, v.origin
     out = []
     for i, t in enumerate(tasks):
         pattern = (nodes[t[0]][t[1]].rtype, kinds[t[0]])
-        if i in picked or t[0] == 0 or pattern not in seen:
+        if i in picked or order[t[0]] == origin or pattern not in seen:
             seen.add(pattern)
             out.append(t)
     return out
 
 
 class _Verifier:
-    def __init__(self, zone: Zone, now: int, zsk: DnsKey | None, min_validity: int) -> None:
+    """Verifies one shard (a whole zone: shard 0 of 1). ``chain``: check the NSEC3 chain here
+    (a whole zone) rather than report its compact lists for :func:`combine_shards`."""
+
+    def __init__(
+        self,
+        zone: Zone,
+        ctx: ShardContext,
+        now: int,
+        zsk: DnsKey | None,
+        min_validity: int,
+        *,
+        chain: bool,
+    ) -> None:
         self.failures = _Failures()
+        self.ctx = ctx
+        self.index = ctx.index
+        self.has_apex = ctx.index == 0
+        self.check_chain = chain
         self.now = now
         self.zsk = zsk
         self.min_validity = min_validity
@@ -474,6 +779,9 @@ class _Verifier:
         self._bitmaps: dict[tuple[bool, int, tuple[int, ...]], bytes] = {}
         self._chain_failures = _Failures()
         self._pending_signatures = False
+        self.nsec3_found: list[tuple[bytes, bytes, bytes]] = []
+        self.nsec3_expected: list[tuple[bytes, bool, bytes, bytes]] = []
+        self.nsec_first = self.nsec_next = b""
 
     def get(self, i: int, rtype: int) -> RRset | None:
         for rs in self.nodes[i]:
@@ -484,15 +792,10 @@ class _Verifier:
     # -- structure ----------------------------------------------------------------------
     def structure(self) -> None:
         f = self.failures
-        if not self.order or self.order[0] != self.origin:
-            f.add("ZONE-VERIFY-ORDER", f"no data at the apex {name_to_text(self.origin)}")
-            return
-        soa = self.get(0, T_SOA)
-        if soa is None or self.get(0, T_NS) is None:
-            f.add("ZONE-VERIFY-ORDER", f"no SOA and NS at the apex {name_to_text(self.origin)}")
-            return
-        self.negative_ttl = min(soa.ttl, soa_fields(soa.rdatas[0]).minimum)
-        self._load_dnskeys()
+        if self.has_apex:
+            self._apex()
+        else:
+            self._no_apex()
         if f.total:
             return
         apex_key = self.apex_key
@@ -501,7 +804,7 @@ class _Verifier:
         has_nsec = has_nsec3 = False
         kinds = self.kinds
         for i, (k, rrsets) in enumerate(zip(self.skeys, self.nodes, strict=True)):
-            if i == 0:
+            if i == 0 and self.has_apex:
                 kinds.append(_AUTH)
                 has_nsec |= any(rs.rtype == T_NSEC for rs in rrsets)
                 continue
@@ -542,10 +845,11 @@ class _Verifier:
             return
         # The denial chain does not depend on the signatures: checked now (possibly while
         # the signer is still signing), its failures reported after the signatures' ones.
-        self.failures = _Failures()
+        self.failures = _Failures(stage=_CHAIN)
         try:
-            if has_nsec3 or self.get(0, T_NSEC3PARAM) is not None:
-                self._nsec3()
+            param = self._nsec3param()
+            if has_nsec3 or param is not None:
+                self._nsec3(param)
             else:
                 self._nsec()
         finally:
@@ -571,32 +875,80 @@ class _Verifier:
                 self.nodes[i] = (
                     _fold_rrsigs(rrsets) if any(rs.rtype == T_RRSIG for rs in rrsets) else rrsets
                 )
+        self.failures.stage = _SIGNATURES
         self._signatures()
-        f, chain = self.failures, self._chain_failures
-        f.total += chain.total
-        f.items.extend(chain.items[: max(0, MAX_REPORTED - len(f.items))])
+        chain = self._chain_failures
+        self.failures.merge(chain.items, chain.stages, chain.total)
 
-    def _load_dnskeys(self) -> None:
+    def _apex(self) -> None:
+        """Shard 0: SOA, NS and DNSKEY at the apex; what the other shards were told of it."""
         f = self.failures
+        origin = self.origin
+        if not self.order or self.order[0] != origin:
+            f.add("ZONE-VERIFY-ORDER", f"no data at the apex {name_to_text(origin)}")
+            return
+        soa = self.get(0, T_SOA)
+        if soa is None or self.get(0, T_NS) is None:
+            f.add("ZONE-VERIFY-ORDER", f"no SOA and NS at the apex {name_to_text(origin)}")
+            return
+        self.negative_ttl = min(soa.ttl, soa_fields(soa.rdatas[0]).minimum)
         rrset = self.get(0, T_DNSKEY)
         if rrset is None:
+            f.add("ZONE-VERIFY-DNSKEY-TA", f"no DNSKEY RRset at the apex {name_to_text(origin)}")
+            return
+        self._load_dnskeys(rrset, report=True)
+        ctx = self.ctx
+        if ctx.count == 1:
+            return
+        if set(ctx.dnskey.rdatas) != set(rrset.rdatas):
+            f.add("ZONE-VERIFY-DNSKEY-TA", "the other shards got a DNSKEY RRset not the apex's")
+        if ctx.negative_ttl != self.negative_ttl:
             f.add(
-                "ZONE-VERIFY-DNSKEY-TA", f"no DNSKEY RRset at the apex {name_to_text(self.origin)}"
+                "ZONE-VERIFY-NEGATIVE-TTL",
+                f"the other shards got the negative TTL {ctx.negative_ttl}, not "
+                f"min(SOA TTL, SOA MINIMUM) = {self.negative_ttl} (RFC 9077)",
+            )
+        param = self.get(0, T_NSEC3PARAM)
+        if ctx.nsec3param != (param.rdatas[0] if param and len(param.rdatas) == 1 else None):
+            f.add("ZONE-VERIFY-NSEC3-PARAM", "the other shards got an NSEC3PARAM not the apex's")
+
+    def _no_apex(self) -> None:
+        """A shard other than 0: the apex and its RRsets are the context's."""
+        j = bisect.bisect_left(self.skeys, self.apex_key)
+        if j < len(self.skeys) and self.skeys[j] == self.apex_key:
+            self.failures.add(
+                "ZONE-VERIFY-ORDER",
+                f"the apex {name_to_text(self.origin)} is in shard {self.index}, not in shard 0",
             )
             return
+        self.negative_ttl = self.ctx.negative_ttl
+        self._load_dnskeys(self.ctx.dnskey, report=False)
+
+    def _nsec3param(self) -> RRset | None:
+        if self.has_apex:
+            return self.get(0, T_NSEC3PARAM)
+        p = self.ctx.nsec3param
+        return None if p is None else RRset(self.origin, T_NSEC3PARAM, 0, (p,))
+
+    def _load_dnskeys(self, rrset: RRset, *, report: bool) -> None:
+        """The keys of the DNSKEY RRset; ``report``: problems with it (shard 0 only)."""
+        f = self.failures
         for rd in rrset.rdatas:
             try:
                 dk = DnsKey.from_wire(rd)
                 pub = dk.public_key_object()
             except InputError as exc:
-                f.add("ZONE-VERIFY-DNSKEY-TA", f"unusable DNSKEY in the apex RRset: {exc}")
+                if report:
+                    f.add("ZONE-VERIFY-DNSKEY-TA", f"unusable DNSKEY in the apex RRset: {exc}")
                 continue
             self.dnskeys.append(dk)
             tk = (dk.key_tag, int(dk.algorithm))
             self.zone_keys.add(tk)
             self.pubkeys.setdefault(tk, []).append((dk.algorithm, pub))
         if self.zsk is not None:
-            if not any(k.same_key(self.zsk) and k.flags == self.zsk.flags for k in self.dnskeys):
+            if report and not any(
+                k.same_key(self.zsk) and k.flags == self.zsk.flags for k in self.dnskeys
+            ):
                 f.add(
                     "ZONE-VERIFY-ZSK-PUBLISHED",
                     f"the ZSK {self.zsk.key_tag} is not in the DNSKEY RRset",
@@ -766,6 +1118,8 @@ class _Verifier:
         f = self.failures
         self.denial = "nsec"
         chain = [i for i, kind in enumerate(self.kinds) if kind in (_AUTH, _DELEG)]
+        if chain:  # the last name points to the next shard's first (one shard: the apex)
+            self.nsec_first, self.nsec_next = self.order[chain[0]], self.ctx.next_chain_name
         for i, kind in enumerate(self.kinds):
             if kind == _NONAUTH and self.get(i, T_NSEC) is not None:
                 f.add(
@@ -786,7 +1140,7 @@ class _Verifier:
                 continue
             self._check_ttl(owner, rs)
             rd = rs.rdatas[0]
-            want = self.order[chain[(pos + 1) % len(chain)]]
+            want = self.order[chain[pos + 1]] if pos + 1 < len(chain) else self.nsec_next
             n = len(want)
             if rd[:n] == want and rd[n:] == self._expected_bitmap(i, False):
                 continue  # the common case: lowercase next name, right bitmap
@@ -805,50 +1159,22 @@ class _Verifier:
             if have != expect:
                 f.add("ZONE-VERIFY-BITMAP", _bitmap_msg("NSEC", owner, have, expect))
 
-    def _nsec3(self) -> None:
+    def _nsec3(self, param: RRset | None) -> None:
+        """The shard's own NSEC3 checks (one record, TTL, a hash right below the apex) and
+        the compact lists of the chain: checked here for a whole zone, else kept for
+        :func:`combine_shards`."""
         f = self.failures
         self.denial = "nsec3"
-        param = self.get(0, T_NSEC3PARAM)
         if param is None or len(param.rdatas) != 1:
             f.add("ZONE-VERIFY-NSEC3-PARAM", "the apex needs exactly one NSEC3PARAM record")
             return
         p = param.rdatas[0]
         halg, _flags, iterations, slen = struct.unpack_from("!BBHB", p)
-        salt = p[5 : 5 + slen]
         if halg != 1:
             f.add("ZONE-VERIFY-NSEC3-PARAM", f"NSEC3PARAM hash algorithm {halg} is not SHA-1")
             return
-        # Names that need an NSEC3 (required) and that may have one (optional: insecure
-        # delegations, and empty non-terminals above only those).  Index -1: an ENT.
-        required: dict[bytes, int] = {}
-        optional: dict[bytes, int] = {}
-        names: dict[bytes, bytes] = {}
-        ents: dict[bytes, bool] = {}
-        present = set(self.order)
-        origin = self.origin
-        for i, kind in enumerate(self.kinds):
-            if kind not in (_AUTH, _DELEG):
-                continue
-            owner = self.order[i]
-            is_req = kind == _AUTH or self.get(i, T_DS) is not None
-            h = _nsec3_hash(owner, salt, iterations)
-            if h in names:
-                f.add("ZONE-VERIFY-NSEC3-CHAIN", f"NSEC3 hash collision at {name_to_text(owner)}")
-            names[h] = owner
-            (required if is_req else optional)[h] = i
-            if i == 0:
-                continue
-            anc = parent_of(owner)
-            while anc != origin and anc not in present:
-                if ents.get(anc) is not True:
-                    ents[anc] = is_req
-                anc = parent_of(anc)
-        for anc, is_req in ents.items():
-            h = _nsec3_hash(anc, salt, iterations)
-            names[h] = anc
-            (required if is_req else optional)[h] = -1
-
-        owners: list[tuple[bytes, int, bytes]] = []  # (hash, node index, NSEC3 rdata)
+        expected = self._nsec3_expected(p[5 : 5 + slen], iterations)
+        found: list[tuple[bytes, bytes, bytes]] = []  # (hash, NSEC3 rdata, owner)
         for i, kind in enumerate(self.kinds):
             if kind != _NSEC3:
                 continue
@@ -870,67 +1196,41 @@ class _Verifier:
                     f"NSEC3 owner {name_to_text(owner)} is not a base32hex hash",
                 )
                 continue
-            owners.append((h, i, rs.rdatas[0]))
-        if not owners:
-            f.add("ZONE-VERIFY-NSEC3-CHAIN", "the zone has an NSEC3PARAM but no NSEC3 chain")
-            return
-        owners.sort()
-        hashes = [h for h, _, _ in owners]
-        opt_out_used = False
-        for pos, (h, i, rd) in enumerate(owners):
-            owner = self.order[i]
-            ralg, rflags, riter, rslen = struct.unpack_from("!BBHB", rd)
-            rsalt = rd[5 : 5 + rslen]
-            hl = rd[5 + rslen]
-            nxt = rd[6 + rslen : 6 + rslen + hl]
-            if (ralg, riter, rsalt) != (halg, iterations, salt):
-                f.add(
-                    "ZONE-VERIFY-NSEC3-PARAM",
-                    f"NSEC3 at {name_to_text(owner)} has parameters other than the NSEC3PARAM's",
-                )
-            want_next = hashes[(pos + 1) % len(hashes)]
-            if nxt != want_next:
-                f.add(
-                    "ZONE-VERIFY-NSEC3-CHAIN",
-                    f"NSEC3 at {name_to_text(owner)} points to {_b32(nxt)}, expected "
-                    f"{_b32(want_next)}",
-                )
-            opt_out_used |= bool(rflags & 1)
-            idx = required.get(h, optional.get(h))
-            if idx is None:
-                f.add(
-                    "ZONE-VERIFY-NSEC3-CHAIN",
-                    f"NSEC3 at {name_to_text(owner)} matches no name of the zone",
-                )
-                continue
-            bitmap = rd[6 + rslen + hl :]
-            if idx >= 0 and bitmap == self._expected_bitmap(idx, True):
-                continue
-            have = set(bitmap_types(bitmap))
-            expect: set[int] = set()
-            if idx >= 0:
-                expect = self._types(idx)
-                if self.kinds[idx] == _AUTH or T_DS in expect:
-                    expect.add(T_RRSIG)
-            if have != expect:
-                what = f"NSEC3 of {name_to_text(names[h])}"
-                f.add("ZONE-VERIFY-BITMAP", _bitmap_msg(what, owner, have, expect))
-        have_hashes = set(hashes)
-        for h in required:
-            if h not in have_hashes:
-                f.add("ZONE-VERIFY-NSEC3-CHAIN", f"{name_to_text(names[h])} has no NSEC3")
-        for h in optional:
-            if h in have_hashes:
-                continue
-            pos = bisect.bisect_left(hashes, h) - 1  # the NSEC3 covering h (wraps to -1)
-            if not struct.unpack_from("!BB", owners[pos][2])[1] & 1:
-                f.add(
-                    "ZONE-VERIFY-NSEC3-CHAIN",
-                    f"insecure {name_to_text(names[h])} has no NSEC3 and the NSEC3 covering it "
-                    "has no opt-out flag",
-                )
-        if opt_out_used:
+            found.append((h, rs.rdatas[0], owner))
+        if any(rd[1] & 1 for _, rd, _ in found):
             self.denial = "nsec3 opt-out"
+        if self.check_chain:
+            _nsec3_chain(found, expected, p, f)
+        else:
+            self.nsec3_found, self.nsec3_expected = found, expected
+
+    def _nsec3_expected(
+        self, salt: bytes, iterations: int
+    ) -> list[tuple[bytes, bool, bytes, bytes]]:
+        """(hash, required, bitmap, name) of the names that need an NSEC3 (required) or may
+        have one (optional: insecure delegations, and the empty non-terminals above only
+        those): the chain names in canonical order, then the empty non-terminals."""
+        out: list[tuple[bytes, bool, bytes, bytes]] = []
+        ents: dict[bytes, bool] = {}
+        present = set(self.order)
+        origin = self.origin
+        for i, kind in enumerate(self.kinds):
+            if kind not in (_AUTH, _DELEG):
+                continue
+            owner = self.order[i]
+            is_req = kind == _AUTH or self.get(i, T_DS) is not None
+            h = _nsec3_hash(owner, salt, iterations)
+            out.append((h, is_req, self._expected_bitmap(i, True), owner))
+            if owner == origin:
+                continue
+            anc = parent_of(owner)
+            while anc != origin and anc not in present:
+                if ents.get(anc) is not True:
+                    ents[anc] = is_req
+                anc = parent_of(anc)
+        empty = type_bitmap(())
+        out.extend((_nsec3_hash(a, salt, iterations), r, empty, a) for a, r in ents.items())
+        return out
 
     # -- the trust anchor ---------------------------------------------------------------
     def dnskey_trust_anchor(self, anchors: Sequence[DsRecord]) -> int:
