@@ -239,37 +239,3 @@ def test_pkcs11_zsk_with_two_workers_validates(tmp_path: Path, lab) -> None:  # 
     assert unsigned(one) == unsigned(two) and one.read_bytes() != two.read_bytes()
     assert sum("\tRRSIG\t" in ln for ln in unsigned(two)) > 20
     _validators(two)
-
-
-def test_meanwhile_thread_streams_text_in_order_and_reraises() -> None:
-    """--jobs N: while ``meanwhile`` runs (in a thread), finished ranges' text goes to the
-    sink at once, in order; the results come back (text emptied) only after it returned,
-    and its exception is raised in the caller's thread."""
-    import threading
-
-    from signer.zone.signing import RangeResult, _while_running
-
-    release = threading.Event()
-    sunk: list[bytes] = []
-
-    def results():  # type: ignore[no-untyped-def]
-        for i in range(3):
-            yield RangeResult([b"s%d" % i], b"t%d" % i, 1, 0, 1, 2)
-        release.set()  # meanwhile may finish only once every text was taken
-        yield RangeResult([b"s3"], b"t3", 1, 0, 1, 2)
-
-    def meanwhile() -> None:
-        assert release.wait(10)
-
-    it = results()
-    got = list(_while_running(meanwhile, it, sunk.append))
-    assert sunk == [b"t0", b"t1", b"t2", b"t3"]
-    assert [r.sigs for r in got] == [[b"s0"], [b"s1"], [b"s2"], [b"s3"]]
-    assert all(r.text == b"" for r in got)
-
-    def failing() -> None:
-        raise ValueError("chain broken")
-
-    sunk.clear()
-    with pytest.raises(ValueError, match="chain broken"):
-        list(_while_running(failing, iter([RangeResult([], b"x", 0, 0, 0, 0)]), sunk.append))

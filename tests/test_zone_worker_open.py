@@ -6,7 +6,7 @@ import pytest
 
 from signer.errors import TokenError
 from signer.keys.pkcs11 import KeyNotFound, PinRefused, TokenNotFound
-from signer.zone.signing import _open_key
+from signer.zone.signing import open_key_retrying
 
 
 class _Flaky:
@@ -23,7 +23,7 @@ class _Flaky:
 
 def test_transient_failures_are_retried() -> None:
     opener = _Flaky([TokenNotFound("no token matches"), TokenError("session failed")])
-    assert _open_key(opener) == "key"  # type: ignore[arg-type]
+    assert open_key_retrying(opener) == "key"  # type: ignore[arg-type]
     assert opener.calls == 3
 
 
@@ -31,12 +31,12 @@ def test_transient_failures_are_retried() -> None:
 def test_pin_and_missing_key_are_not_retried(exc: Exception) -> None:
     opener = _Flaky([exc])
     with pytest.raises(type(exc)):
-        _open_key(opener)  # type: ignore[arg-type]
+        open_key_retrying(opener)  # type: ignore[arg-type]
     assert opener.calls == 1
 
 
 def test_retries_end() -> None:
     opener = _Flaky([TokenNotFound("gone")] * 10)
     with pytest.raises(TokenNotFound):
-        _open_key(opener, attempts=3)  # type: ignore[arg-type]
+        open_key_retrying(opener, attempts=3)  # type: ignore[arg-type]
     assert opener.calls == 3

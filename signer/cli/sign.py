@@ -33,27 +33,17 @@ from signer.fileio import atomic_writer
 from signer.keys.base import SigningKey
 from signer.pin import PinSource, pin_options
 from signer.rrsig import canonical_rdata, time_text
-from signer.zone.loader import load_zone
 from signer.zone.model import (
     T_CDNSKEY,
     T_CDS,
     T_DNSKEY,
-    T_RRSIG,
-    T_SOA,
     RRset,
-    SignedInfo,
-    Zone,
     name_from_text,
     name_to_text,
-    rrsig_fields,
-    soa_fields,
-    soa_with_serial,
 )
-from signer.zone.nsec import add_nsec
-from signer.zone.nsec3 import add_nsec3, parse_salt
-from signer.zone.rules import classify
-from signer.zone.serial import new_serial
-from signer.zone.signing import Previous, SignParams, SigTimes, default_jobs, sign_zone
+from signer.zone.nsec3 import parse_salt
+from signer.zone.sharded import Denial, VerifySpec, sign_sharded
+from signer.zone.signing import SignParams, SigTimes, default_jobs
 
 log = logging.getLogger("dnssec_ceremony.sign")
 
@@ -104,44 +94,24 @@ class SignJob:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def add_bundle_rrsets(zone: Zone, bundle: Bundle) -> None:
-    """DNSKEY (and CDS/CDNSKEY) RRsets with their KSK RRSIGs from the bundle, at the apex."""
-    apex = zone.nodes[zone.origin]
+def bundle_rrsets(origin: bytes, bundle: Bundle) -> list[RRset]:
+    """DNSKEY (and CDS/CDNSKEY) RRsets with their KSK RRSIGs from the bundle, for the apex."""
     rrsets: tuple[tuple[int, int, Sequence[DnsKey | DsRecord], Sequence[dns.rdata.Rdata]], ...] = (
         (T_DNSKEY, bundle.ttl, bundle.keys, bundle.signatures),
         (T_CDS, bundle.sync_ttl, bundle.cds, bundle.cds_signatures),
         (T_CDNSKEY, bundle.sync_ttl, bundle.cdnskey, bundle.cdnskey_signatures),
     )
-    for rtype, ttl, records, sigs in rrsets:
-        if records or rtype == T_DNSKEY:
-            apex.append(
-                RRset(
-                    zone.origin,
-                    rtype,
-                    ttl,
-                    tuple(sorted({r.to_wire() for r in records})),
-                    tuple(canonical_rdata(s) for s in sigs),
-                )
-            )
-    apex.sort(key=lambda r: r.rtype)
-
-
-def load_previous(path: str, origin: str) -> tuple[Previous, int | None]:
-    """The previous signed zone as {(owner, type): RRset with sigs}, and its SOA serial."""
-    z = load_zone(path, origin, allow_dnssec=True)
-    prev: Previous = {}
-    for owner, rrsets in z.nodes.items():
-        sigs: dict[int, list[bytes]] = {}
-        for rs in rrsets:
-            if rs.rtype == T_RRSIG:
-                for sig in rs.rdatas:
-                    sigs.setdefault(rrsig_fields(sig).type_covered, []).append(sig)
-        for rs in rrsets:
-            if rs.rtype != T_RRSIG:
-                prev[(owner, rs.rtype)] = rs._replace(sigs=tuple(sigs.get(rs.rtype, ())))
-    soa = prev.get((z.origin, T_SOA))
-    serial = soa_fields(soa.rdatas[0]).serial if soa else None
-    return prev, serial
+    return [
+        RRset(
+            origin,
+            rtype,
+            ttl,
+            tuple(sorted({r.to_wire() for r in records})),
+            tuple(canonical_rdata(s) for s in sigs),
+        )
+        for rtype, ttl, records, sigs in rrsets
+        if records or rtype == T_DNSKEY
+    ]
 
 
 def _select_bundle(job: SignJob) -> Bundle:
@@ -196,135 +166,87 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         )
     lap("bundle_and_key")
 
-    zone = load_zone(job.zonefile, job.origin)
-    lap("load")
-    zone.sort()
-    cls = classify(zone)
-    lap("rules")
-
-    previous: Previous | None = None
-    prev_serial: int | None = None
-    if job.previous is not None and Path(job.previous).exists():
-        previous, prev_serial = load_previous(job.previous, job.origin)
-        lap("load_previous")
-    elif job.previous is not None:
-        log.warning("--previous %s does not exist: signing everything", job.previous)
-
-    soa = zone.soa()
-    serial = new_serial(job.serial_mode, soa_fields(soa.rdatas[0]).serial, job.now, prev_serial)
-    apex = zone.nodes[zone.origin]
-    apex[apex.index(soa)] = soa._replace(rdatas=(soa_with_serial(soa.rdatas[0], serial),))
-
-    add_bundle_rrsets(zone, bundle)
-    ents: tuple[bytes, ...] = ()
-    if job.denial == "nsec3":
-        chain, ents = add_nsec3(
-            zone,
-            salt=job.nsec3_salt,
-            iterations=job.nsec3_iterations,
-            optout=job.nsec3_optout,
-        )
-    elif job.denial == "nsec":
-        chain = add_nsec(zone)
-    else:
+    if job.denial not in ("nsec", "nsec3"):
         raise InputError(f"unknown denial mode {job.denial!r} (nsec or nsec3)")
-    lap("denial")
-
-    params = SignParams(int(dk.algorithm), dk.key_tag, zone.origin)
+    previous = job.previous
+    if previous is not None and not Path(previous).exists():
+        log.warning("--previous %s does not exist: signing everything", previous)
+        previous = None
+    origin = name_from_text(job.origin, None)
+    params = SignParams(int(dk.algorithm), dk.key_tag, origin)
     times = SigTimes(job.now, job.now - job.inception_offset, job.validity, job.jitter)
-    progress_cb, progress_done = _progress(job.progress, zone)
     digest = hashlib.sha256()
-    from signer.zone.verify import PreparedVerification, prepare_verification, verify_signed_zone
-
-    min_validity = min(job.refresh, job.bundle_margin)
-    prepared: list[PreparedVerification] = []
-
-    def meanwhile() -> None:
-        # self-verification of everything but the signatures, while the workers sign
-        prepared.append(prepare_verification(zone, now=job.now, zsk=dk, min_validity=min_validity))
-
+    progress = _Progress(job.progress)
     try:
-        # The workers render the signed text of their ranges; it streams into the temporary
+        # The workers render the signed text of their shards; it streams into the temporary
         # file, which is renamed over job.out only after self-verification passed.
         with atomic_writer(job.out) as fh:
-
-            def sink(data: bytes) -> None:
-                digest.update(data)
-                fh.write(data)
-
             try:
-                stats = sign_zone(
-                    zone,
-                    KeyOpener(job.opener.spec, job.opener.pin, quiet=True),
-                    params,
-                    times,
-                    jobs=job.jobs,
+                res = sign_sharded(
+                    zonefile=job.zonefile,
                     previous=previous,
+                    origin=origin,
+                    jobs=job.jobs,
+                    params=params,
+                    times=times,
                     refresh=job.refresh,
-                    progress=progress_cb,
+                    denial=Denial(
+                        job.denial, job.nsec3_salt, job.nsec3_iterations, job.nsec3_optout
+                    ),
+                    verify=VerifySpec(
+                        job.verify_level,
+                        tuple(trust_anchor),
+                        dk,
+                        min(job.refresh, job.bundle_margin),
+                    ),
+                    serial_mode=job.serial_mode,
+                    apex_rrsets=bundle_rrsets(origin, bundle),
+                    opener=KeyOpener(job.opener.spec, job.opener.pin, quiet=True),
                     key=zsk,
-                    text_sink=sink,
-                    meanwhile=meanwhile,
+                    out=fh,
+                    out_dir=str(Path(job.out).parent),
+                    digest=digest,
+                    progress_start=progress.start,
                 )
             finally:
-                progress_done()
-            previous = None
-            lap("sign")
-            zone.signed = SignedInfo(
-                denial=job.denial,
-                zsk_tag=dk.key_tag,
-                zsk_algorithm=int(dk.algorithm),
-                bundle_id=bundle.id,
-                inception=times.inception,
-                min_expiration=stats.min_expiration,
-                max_expiration=stats.max_expiration,
-                nsec3_iterations=job.nsec3_iterations,
-                nsec3_salt=job.nsec3_salt,
-                nsec3_optout=job.nsec3_optout,
-                ents=ents,
-            )
-
-            report = verify_signed_zone(
-                zone,
-                trust_anchor_ds=trust_anchor,
-                now=job.now,
-                level=job.verify_level,
-                jobs=job.jobs,
-                zsk=dk,
-                min_validity=min_validity,
-                prepared=prepared[0] if prepared else None,
-            )
-            lap("verify")
+                progress.stop()
+            signed_at = [time.perf_counter()]
     except OSError as exc:
         raise OutputError(f"{job.out}: cannot write the signed zone: {exc.strerror}") from None
-    lap("write")
+    t.update(res.timings)
+    mark = signed_at[0]
+    lap("fsync_and_rename")
     t["total"] = round(time.perf_counter() - started, 3)
+    cls = res.classification
+    report = res.verification
+    serial = res.serial
     sign_seconds = t.get("sign", 0.0)
     return {
-        "zone": name_to_text(zone.origin),
+        "zone": name_to_text(origin),
         "output": str(job.out),
         "output_sha256": digest.hexdigest(),
         "serial": serial,
         "now": time_text(job.now),
         "jobs": job.jobs,
-        "sign_processes": stats.processes,
+        "sign_processes": res.processes,
+        "load_chunks": res.load_chunks,
         "denial": job.denial + (" opt-out" if job.denial == "nsec3" and job.nsec3_optout else ""),
         "counts": {
-            "names": len(zone.order),
-            "rrsets": zone.rrset_count(),
+            "names": res.names,
+            "rrsets": res.rrsets,
             "delegations": cls.delegations,
             "secure_delegations": cls.secure_delegations,
             "glue_names": cls.glue_names,
             "occluded_names": cls.occluded_names,
-            "chain": chain,
-            "empty_non_terminals": len(ents),
-            "rrsets_signed": stats.rrsets_signed,
-            "rrsigs_created": stats.rrsigs_created,
-            "rrsigs_reused": stats.rrsigs_reused,
+            "chain": res.chain,
+            "empty_non_terminals": res.ents,
+            "rrsets_signed": res.rrsets_signed,
+            "rrsigs_created": res.created,
+            "rrsigs_reused": res.reused,
         },
-        "rrsigs_per_second": round(stats.rrsigs_created / sign_seconds) if sign_seconds else None,
-        "min_expiration": time_text(stats.min_expiration) if stats.min_expiration else None,
-        "max_expiration": time_text(stats.max_expiration) if stats.max_expiration else None,
+        "rrsigs_per_second": round(res.created / sign_seconds) if sign_seconds else None,
+        "min_expiration": time_text(res.min_expiration) if res.min_expiration else None,
+        "max_expiration": time_text(res.max_expiration) if res.max_expiration else None,
         "bundle": {
             "id": bundle.id,
             "inception": time_text(bundle.inception),
@@ -337,20 +259,27 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
     }
 
 
-def _progress(enabled: bool, zone: Zone) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
-    if not enabled:
-        return None, lambda: None
-    from rich.progress import Progress
+class _Progress:
+    """A rich progress bar on a TTY, started once the number of names is known."""
 
-    prog = Progress(transient=True)
-    prog.start()
-    total = sum(len(v) for v in zone.nodes.values())
-    task = prog.add_task("signing", total=total)
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.stop: Callable[[], None] = lambda: None
 
-    def advance(n: int) -> None:
-        prog.advance(task, n)
+    def start(self, total: int) -> Callable[[int], None] | None:
+        if not self.enabled:
+            return None
+        from rich.progress import Progress
 
-    return advance, prog.stop
+        prog = Progress(transient=True)
+        prog.start()
+        self.stop = prog.stop
+        task = prog.add_task("signing", total=total)
+
+        def advance(n: int) -> None:
+            prog.advance(task, n)
+
+        return advance
 
 
 def _load_response(path: str, origin: str, trust_anchor: list[DsRecord]) -> BundleSet:
@@ -480,4 +409,4 @@ def sign(
         write_atomic(summary_json, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-__all__ = ["KeyOpener", "SignJob", "add_bundle_rrsets", "load_previous", "run_sign", "sign"]
+__all__ = ["KeyOpener", "SignJob", "bundle_rrsets", "run_sign", "sign"]

@@ -1,0 +1,736 @@
+"""Sharded signing: every stage of ``zonesigner sign`` runs in the workers, one shard each.
+
+A *shard* is a contiguous range of the zone in canonical order whose boundaries are names
+directly below the apex (:func:`signer.zone.chunkload.sample_boundaries`): everything under
+one child of the apex -- a delegation, its glue, occluded data, empty non-terminals -- is in
+one shard, and the apex is in shard 0. NSEC3 owner names are apex children too; each lives in
+the shard whose range holds it. A shard is an ordinary :class:`signer.zone.model.Zone`.
+
+Stages (``W`` = in every worker at once, ``P`` = in the parent, on small data):
+
+1. P: cut the zone file (and ``--previous``) into byte chunks at owner lines, predicting the
+   ``$ORIGIN``/``$TTL`` state at each cut (:func:`signer.zone.chunkload.plan_chunks`).
+2. W ``load``: parse chunk *j*, split its nodes by shard; what belongs to another shard goes
+   to a pickle in a private temporary directory. P checks that the speculative cuts were
+   right (each chunk ended in the state the next one assumed); if not, or if a chunk after
+   the first failed, the file is loaded again as one chunk by worker 0 (so the error
+   reported is the true first one).
+3. W ``merge``: shard *j* merges its parts (TTL and CNAME rules across chunks), sorts,
+   classifies; shard 0 sets the serial and adds the bundle's DNSKEY/CDS/CDNSKEY RRsets (and
+   the NSEC3PARAM). NSEC3: each shard hashes its chain names and ENTs.
+4. P links the chain: NSEC -- each shard learns the first chain name of the next non-empty
+   shard (the last wraps to the apex); NSEC3 -- the hashes of all shards are sorted, linked
+   (collisions refused) and each record is routed to the shard owning its owner name.
+5. W ``sign``: add NSEC/NSEC3, sign (reusing ``--previous`` signatures), render the signed
+   text of the shard to a part file, self-verify the shard (:func:`verify_shard`).
+6. P combines the verification (cross-shard NSEC3 chain checks on compact lists), then
+   streams the parts in order into the temporary output file (SHA-256), which the caller
+   renames. The output is byte-identical for any number of shards.
+
+Workers are ``fork``-ed processes talking to the parent over pipes; with one shard the same
+stage functions run in the calling process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Lock
+from typing import IO, Any
+
+from signer.dnskey import DnsKey, DsRecord
+from signer.errors import DnssecCeremonyError, OutputError
+from signer.zone.chunkload import (
+    Chunk,
+    ChunkResult,
+    ChunkState,
+    chunks_consistent,
+    load_chunk,
+    merge_nodes,
+    plan_chunks,
+    sample_boundaries,
+    shard_of,
+    split_nodes,
+)
+from signer.zone.model import (
+    T_DNAME,
+    T_DNSKEY,
+    T_RRSIG,
+    T_SOA,
+    RRset,
+    Zone,
+    rrsig_fields,
+    soa_fields,
+    soa_with_serial,
+)
+from signer.zone.nsec import add_nsec, chain_names, negative_ttl
+from signer.zone.nsec3 import (
+    Hashed,
+    chain_entries,
+    check_iterations,
+    hash_entries,
+    insert_nsec3,
+    link_chain,
+    nsec3_owner,
+    nsec3param_rrset,
+)
+from signer.zone.rules import Classification, classify
+from signer.zone.serial import new_serial
+from signer.zone.signing import (
+    KeyLike,
+    KeyOpener,
+    Previous,
+    RangeContext,
+    SignParams,
+    SigTimes,
+    fast_signer,
+    open_key_retrying,
+    sign_range,
+)
+from signer.zone.verify import (
+    ShardContext,
+    ShardVerification,
+    VerifyReport,
+    combine_shards,
+    verify_shard,
+)
+
+RANGE_NAMES = 4096  # names signed and rendered per batch (and per progress report)
+MIN_CHUNK = 1 << 20  # smaller zone files are parsed by one worker (tests lower it)
+_COPY = 1 << 20
+
+
+@dataclass(frozen=True)
+class Denial:
+    mode: str  # "nsec" or "nsec3"
+    salt: bytes = b""
+    iterations: int = 0
+    optout: bool = False
+
+
+@dataclass(frozen=True)
+class VerifySpec:
+    level: str
+    trust_anchor: tuple[DsRecord, ...]
+    zsk: DnsKey
+    min_validity: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every worker needs; inherited through ``fork`` (never pickled)."""
+
+    zonefile: str
+    previous: str | None
+    origin: bytes
+    boundaries: tuple[bytes, ...]
+    tmpdir: str
+    params: SignParams
+    times: SigTimes
+    refresh: int
+    denial: Denial
+    verify: VerifySpec
+    serial_mode: str
+    apex_rrsets: tuple[RRset, ...]  # DNSKEY/CDS/CDNSKEY from the bundle, with their RRSIGs
+
+    @property
+    def shards(self) -> int:
+        return len(self.boundaries) + 1
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    records: int
+    zone_meta: tuple[ChunkState | None, bool] | None  # (end_state, needs_previous_ttl)
+    prev_meta: tuple[ChunkState | None, bool] | None
+    apex_dname: bool
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    classification: Classification
+    names: int
+    first_chain: bytes | None
+    hashed: list[Hashed]
+    ents: int
+    # shard 0 only
+    serial: int | None = None
+    negative_ttl: int | None = None
+    dnskey: RRset | None = None
+    nsec3param: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SignReport:
+    created: int
+    reused: int
+    rrsets_signed: int
+    min_exp: int
+    max_exp: int
+    names: int
+    rrsets: int
+    chain: int
+    part_bytes: int
+    verification: ShardVerification
+
+
+class ShardWorker:
+    """The stages of one shard; runs in a forked worker or, with one shard, in-process."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        index: int,
+        opener: KeyOpener,
+        progress: Callable[[int], None] | None = None,
+        key: KeyLike | None = None,
+        key_lock: Lock | None = None,
+    ) -> None:
+        self.plan = plan
+        self.index = index
+        self.opener = opener
+        self.progress = progress
+        self.key = key
+        self.key_lock = key_lock
+        self.own: dict[tuple[str, int], tuple[dict[bytes, list[list[object]]], list[str]]] = {}
+        self.zone: Zone | None = None
+        self.previous: Previous | None = None
+
+    # -- stage 2 ---------------------------------------------------------------------------
+    def load(self, zone_chunk: Chunk | None, prev_chunk: Chunk | None, ci: int) -> LoadReport:
+        records = 0
+        apex_dname = False
+        metas: list[tuple[ChunkState | None, bool] | None] = []
+        for tag, chunk in (("z", zone_chunk), ("p", prev_chunk)):
+            if chunk is None:
+                metas.append(None)
+                continue
+            res: ChunkResult = load_chunk(chunk, self.plan.origin, allow_dnssec=tag == "p")
+            records += res.records
+            if tag == "z":
+                apex = res.nodes.get(self.plan.origin, ())
+                apex_dname = any(ent[0] == T_DNAME for ent in apex)
+            metas.append((res.end_state, res.needs_previous_ttl))
+            parts = split_nodes(res.nodes, self.plan.boundaries)
+            for b, part in enumerate(parts):
+                if b == self.index:
+                    self.own[(tag, ci)] = (part, res.paths)
+                elif part:
+                    with open(self._part_path(tag, b, ci), "wb") as fh:
+                        pickle.dump((part, res.paths), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            del parts, res
+        return LoadReport(records, metas[0], metas[1], apex_dname)
+
+    def reset(self) -> None:
+        self.own.clear()
+
+    def _part_path(self, tag: str, shard: int, ci: int) -> str:
+        return os.path.join(self.plan.tmpdir, f"{tag}-{shard}-{ci}.pkl")
+
+    def _parts(
+        self, tag: str, nchunks: int
+    ) -> list[tuple[dict[bytes, list[list[object]]], list[str]]]:
+        out = []
+        for ci in range(nchunks):
+            mine = self.own.pop((tag, ci), None)
+            if mine is not None:
+                out.append(mine)
+                continue
+            path = self._part_path(tag, self.index, ci)
+            if os.path.exists(path):
+                with open(path, "rb") as fh:
+                    # written by a sibling worker into our private (0700) directory
+                    out.append(pickle.load(fh))  # noqa: S301
+                os.unlink(path)
+        return out
+
+    # -- stage 3 ---------------------------------------------------------------------------
+    def merge(self, nchunks: int, nprev: int, apex_dname: bool) -> MergeReport:
+        plan = self.plan
+        origin = plan.origin
+        zone = merge_nodes(self._parts("z", nchunks), origin)
+        if plan.previous is not None:
+            self.previous = _previous_from(merge_nodes(self._parts("p", nprev), origin))
+        zone.sort()
+        first = self.index == 0
+        cls = classify(zone, apex=first, apex_dname=apex_dname)
+        serial = ttl = None
+        dnskey = None
+        param = None
+        if first:
+            soa = zone.soa()
+            prev_serial = None
+            if self.previous is not None:
+                prev_soa = self.previous.get((origin, T_SOA))
+                if prev_soa is not None:
+                    prev_serial = soa_fields(prev_soa.rdatas[0]).serial
+            serial = new_serial(
+                plan.serial_mode, soa_fields(soa.rdatas[0]).serial, plan.times.now, prev_serial
+            )
+            apex = zone.nodes[origin]
+            apex[apex.index(soa)] = soa._replace(rdatas=(soa_with_serial(soa.rdatas[0], serial),))
+            apex.extend(plan.apex_rrsets)
+            ttl = negative_ttl(zone)
+            if plan.denial.mode == "nsec3":
+                d = plan.denial
+                apex.append(nsec3param_rrset(origin, ttl, d.salt, d.iterations))
+                param = apex[-1].rdatas[0]
+            apex.sort(key=lambda r: r.rtype)
+            dnskey = zone.get(origin, T_DNSKEY)
+        hashed: list[Hashed] = []
+        ents = 0
+        if plan.denial.mode == "nsec3":
+            d = plan.denial
+            entries, ent_names = chain_entries(zone, optout=d.optout)
+            hashed = hash_entries(entries, d.salt, d.iterations)
+            ents = len(ent_names)
+        chain = chain_names(zone)
+        self.zone = zone
+        return MergeReport(
+            cls, len(zone.order), chain[0] if chain else None, hashed, ents,
+            serial, ttl, dnskey, param,
+        )  # fmt: skip
+
+    # -- stage 5 ---------------------------------------------------------------------------
+    def sign(
+        self,
+        wrap_to: bytes | None,
+        nsec3_records: list[tuple[bytes, bytes]] | None,
+        ctx: ShardContext,
+    ) -> SignReport:
+        plan = self.plan
+        zone = self.zone
+        assert zone is not None
+        if nsec3_records is None:
+            chain = add_nsec(zone, wrap_to=wrap_to, ttl=ctx.negative_ttl)
+        else:
+            insert_nsec3(zone, nsec3_records, ctx.negative_ttl)
+            chain = len(nsec3_records)
+        key = self.key
+        if key is None:
+            if self.key_lock is not None:
+                with self.key_lock:  # one session login at a time (see open_key_retrying)
+                    key = open_key_retrying(self.opener)
+            else:
+                key = open_key_retrying(self.opener)
+        rctx = RangeContext(
+            zone, plan.params, plan.times, self.previous, plan.refresh, fast_signer(key)
+        )
+        created = reused = signed = 0
+        lo, hi = 0xFFFFFFFFFFFF, 0
+        written = 0
+        part = os.path.join(plan.tmpdir, f"part-{self.index}.txt")
+        n = len(zone.order)
+        with open(part, "wb") as fh:
+            for start in range(0, n, RANGE_NAMES):
+                res = sign_range(rctx, start, min(n, start + RANGE_NAMES))
+                fh.write(res.text)
+                written += len(res.text)
+                created += res.created
+                reused += res.reused
+                if res.sigs:
+                    lo = min(lo, res.min_exp)
+                    hi = max(hi, res.max_exp)
+                signed += len(res.sigs)
+                if self.progress is not None:
+                    self.progress(len(res.sigs))
+        self.previous = None
+        v = plan.verify
+        report = verify_shard(
+            zone,
+            ctx,
+            trust_anchor_ds=v.trust_anchor,
+            now=plan.times.now,
+            level=v.level,
+            zsk=v.zsk,
+            min_validity=v.min_validity,
+        )
+        return SignReport(
+            created, reused, signed, lo if signed else 0, hi, len(zone.order),
+            zone.rrset_count(), chain, written, report,
+        )  # fmt: skip
+
+
+def _previous_from(z: Zone) -> Previous:
+    """The previous signed zone as {(owner, type): RRset with its RRSIGs}."""
+    prev: Previous = {}
+    for owner, rrsets in z.nodes.items():
+        sigs: dict[int, list[bytes]] = {}
+        for rs in rrsets:
+            if rs.rtype == T_RRSIG:
+                for sig in rs.rdatas:
+                    sigs.setdefault(rrsig_fields(sig).type_covered, []).append(sig)
+        for rs in rrsets:
+            if rs.rtype != T_RRSIG:
+                prev[(owner, rs.rtype)] = rs._replace(sigs=tuple(sigs.get(rs.rtype, ())))
+    return prev
+
+
+# -- running the workers ----------------------------------------------------------------------
+class WorkerFailed(DnssecCeremonyError):
+    """A worker process died or raised something that is not one of our errors."""
+
+
+class _Pool:
+    """N forked :class:`ShardWorker` processes (or one in-process) driven stage by stage."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        opener: KeyOpener,
+        key: KeyLike | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.progress = progress
+        self.local: ShardWorker | None = None
+        self.procs: list[Any] = []
+        self.conns: list[Connection] = []
+        if plan.shards == 1:
+            self.local = ShardWorker(plan, 0, opener, progress, key)
+            return
+        mp = multiprocessing.get_context("fork")
+        lock = mp.Lock()
+        for i in range(plan.shards):
+            parent_end, child_end = mp.Pipe()
+            p = mp.Process(
+                target=_worker_main,
+                args=(child_end, plan, i, opener, lock),
+                name=f"zonesigner-shard-{i}",
+                daemon=True,
+            )
+            p.start()
+            child_end.close()
+            self.procs.append(p)
+            self.conns.append(parent_end)
+
+    def call(self, method: str, args: Sequence[tuple[object, ...]]) -> list[Any]:
+        """Run ``method`` with ``args[i]`` in worker i, all at once; results in order.
+
+        Every worker finishes its stage before an error is raised (the lowest shard's)."""
+        if self.local is not None:
+            return [getattr(self.local, method)(*args[0])]
+        for conn, a in zip(self.conns, args, strict=True):
+            conn.send((method, a))
+        results: list[Any] = [None] * len(self.conns)
+        errors: dict[int, BaseException] = {}
+        pending = dict(enumerate(self.conns))
+        from multiprocessing.connection import wait
+
+        while pending:
+            for ready in wait(list(pending.values())):
+                i = next(k for k, c in pending.items() if c is ready)
+                try:
+                    kind, value = pending[i].recv()
+                except (EOFError, OSError):
+                    self.procs[i].join(timeout=5)
+                    code = self.procs[i].exitcode
+                    errors[i] = WorkerFailed(f"signing worker {i} died (exit code {code})")
+                    del pending[i]
+                    continue
+                if kind == "progress":
+                    if self.progress is not None:
+                        self.progress(value)
+                    continue
+                del pending[i]
+                if kind == "ok":
+                    results[i] = value
+                else:
+                    errors[i] = value
+        if errors:
+            raise errors[min(errors)]
+        return results
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for conn in self.conns:
+            conn.close()
+
+
+def _worker_main(conn: Connection, plan: Plan, index: int, opener: KeyOpener, lock: Lock) -> None:
+    import gc
+
+    gc.disable()  # millions of acyclic tuples: full collections would cost seconds for nothing
+
+    def progress(n: int) -> None:
+        conn.send(("progress", n))
+
+    worker = ShardWorker(plan, index, opener, progress, key_lock=lock)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        method, args = msg
+        try:
+            result = getattr(worker, method)(*args)
+        except BaseException as exc:
+            conn.send(("error", _picklable(exc)))
+            continue
+        conn.send(("ok", result))
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    if isinstance(exc, DnssecCeremonyError):
+        with contextlib.suppress(Exception):  # not picklable: sent as text below
+            pickle.dumps(exc)
+            return exc
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    return WorkerFailed(f"signing worker failed: {text}")
+
+
+# -- the coordinator --------------------------------------------------------------------------
+@dataclass
+class ShardedResult:
+    serial: int
+    classification: Classification
+    names: int
+    rrsets: int
+    chain: int
+    ents: int
+    created: int
+    reused: int
+    rrsets_signed: int
+    min_expiration: int
+    max_expiration: int
+    processes: int
+    load_chunks: int
+    verification: VerifyReport
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def sign_sharded(
+    *,
+    zonefile: str,
+    previous: str | None,
+    origin: bytes,
+    jobs: int,
+    params: SignParams,
+    times: SigTimes,
+    refresh: int,
+    denial: Denial,
+    verify: VerifySpec,
+    serial_mode: str,
+    apex_rrsets: Sequence[RRset],
+    opener: KeyOpener,
+    key: KeyLike | None,
+    out: IO[bytes],
+    out_dir: str,
+    digest: Any,
+    progress_start: Callable[[int], Callable[[int], None] | None] | None = None,
+) -> ShardedResult:
+    """Sign ``zonefile`` into ``out`` (the open temporary output file), updating ``digest``.
+
+    ``out_dir``: where the shards' temporary files go (the output's directory: same
+    file system, and the caller can write there). ``key``: the ZSK already opened by the caller (used when there is one shard; workers
+    open their own). ``progress_start(total)`` is called once the RRset count is known and
+    returns the per-batch progress callback.
+    """
+    if denial.mode == "nsec3":
+        check_iterations(denial.iterations)
+    t: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(what: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        t[what] = round(now - mark, 3)
+        mark = now
+
+    boundaries: tuple[bytes, ...] = ()
+    if jobs > 1:
+        boundaries = tuple(sample_boundaries(zonefile, origin, jobs, nsec3=denial.mode == "nsec3"))
+    n = len(boundaries) + 1
+    chunks = plan_chunks(zonefile, origin, n, min_chunk=MIN_CHUNK)
+    prev_chunks = (
+        plan_chunks(previous, origin, n, min_chunk=MIN_CHUNK) if previous is not None else []
+    )
+    try:
+        tmpdir = tempfile.mkdtemp(prefix=".zonesigner-", dir=out_dir)
+    except OSError as exc:
+        raise OutputError(
+            f"{out_dir}: cannot create a temporary directory: {exc.strerror}"
+        ) from None
+    plan = Plan(
+        zonefile, previous, origin, boundaries, tmpdir, params, times, refresh, denial,
+        verify, serial_mode, tuple(apex_rrsets),
+    )  # fmt: skip
+    progress_cb: list[Callable[[int], None] | None] = [None]
+
+    def progress(k: int) -> None:
+        cb = progress_cb[0]
+        if cb is not None:
+            cb(k)
+
+    pool = _Pool(plan, opener, key, progress)
+    try:
+        lap("start")
+        nz, np_, apex_dname = _load(pool, plan, chunks, prev_chunks)
+        lap("load")
+        merged: list[MergeReport] = pool.call("merge", [(nz, np_, apex_dname)] * n)
+        lap("rules")
+        head = merged[0]
+        assert head.negative_ttl is not None and head.dnskey is not None
+        total = sum(m.names for m in merged)
+        if progress_start is not None:
+            progress_cb[0] = progress_start(total)
+        sign_args: list[tuple[object, ...]] = []
+        if denial.mode == "nsec3":
+            routed = _route_nsec3(merged, plan)
+            for i in range(n):
+                sign_args.append((None, routed[i], _context(plan, i, head, b"")))
+        else:
+            nexts = _nsec_wraps(merged, origin)
+            for i in range(n):
+                sign_args.append((nexts[i], None, _context(plan, i, head, nexts[i])))
+        lap("denial")
+        signed: list[SignReport] = pool.call("sign", sign_args)
+        lap("sign")
+        t["verify_in_shards"] = round(max(s.verification.seconds for s in signed), 3)
+        report = combine_shards(
+            [s.verification for s in signed],
+            origin=origin,
+            level=verify.level,
+            nsec3param=head.nsec3param,
+        )
+        lap("verify")
+        for i in range(n):
+            part = os.path.join(tmpdir, f"part-{i}.txt")
+            with open(part, "rb") as fh:
+                while True:
+                    block = fh.read(_COPY)
+                    if not block:
+                        break
+                    digest.update(block)
+                    out.write(block)
+            os.unlink(part)
+        lap("write")
+    finally:
+        pool.close()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    cls = Classification()
+    for m in merged:
+        for f in ("delegations", "secure_delegations", "glue_names", "occluded_names",
+                  "authoritative_names", "warnings"):  # fmt: skip
+            setattr(cls, f, getattr(cls, f) + getattr(m.classification, f))
+    assert head.serial is not None
+    return ShardedResult(
+        serial=head.serial,
+        classification=cls,
+        names=sum(s.names for s in signed),
+        rrsets=sum(s.rrsets for s in signed),
+        chain=sum(s.chain for s in signed),
+        ents=sum(m.ents for m in merged),
+        created=sum(s.created for s in signed),
+        reused=sum(s.reused for s in signed),
+        rrsets_signed=sum(s.rrsets_signed for s in signed),
+        min_expiration=min((s.min_exp for s in signed if s.rrsets_signed), default=0),
+        max_expiration=max((s.max_exp for s in signed), default=0),
+        processes=n,
+        load_chunks=nz,
+        verification=report,
+        timings=t,
+    )
+
+
+def _load(
+    pool: _Pool, plan: Plan, chunks: list[Chunk], prev_chunks: list[Chunk]
+) -> tuple[int, int, bool]:
+    """Stage 2; returns the number of zone and previous-zone chunks finally used, and
+    whether the apex holds a DNAME."""
+    n = plan.shards
+    args = [
+        (
+            chunks[i] if i < len(chunks) else None,
+            prev_chunks[i] if i < len(prev_chunks) else None,
+            i,
+        )
+        for i in range(n)
+    ]
+    reports: list[LoadReport] | None
+    try:
+        reports = pool.call("load", args)
+    except DnssecCeremonyError:
+        if len(chunks) == 1 and len(prev_chunks) <= 1:
+            raise
+        reports = None  # maybe an artefact of a wrong cut: load again as one chunk
+    if reports is not None:
+        zone_ok = chunks_consistent(chunks, [_meta(r.zone_meta) for r in reports[: len(chunks)]])
+        prev_ok = not prev_chunks or chunks_consistent(
+            prev_chunks, [_meta(r.prev_meta) for r in reports[: len(prev_chunks)]]
+        )
+        if zone_ok and prev_ok:
+            return len(chunks), len(prev_chunks), any(r.apex_dname for r in reports)
+    # fall back: the whole file(s) as one chunk, parsed by worker 0
+    for f in os.listdir(plan.tmpdir):
+        os.unlink(os.path.join(plan.tmpdir, f))
+    pool.call("reset", [()] * n)
+    one = plan_chunks(plan.zonefile, plan.origin, 1)
+    prev_one = plan_chunks(plan.previous, plan.origin, 1) if plan.previous is not None else []
+    args = [(one[0], prev_one[0] if prev_one else None, 0)] + [(None, None, 0)] * (n - 1)
+    reports = pool.call("load", args)
+    return 1, len(prev_one), any(r.apex_dname for r in reports)
+
+
+def _meta(meta: tuple[ChunkState | None, bool] | None) -> ChunkResult:
+    """A stand-in ChunkResult carrying only what :func:`chunks_consistent` reads."""
+    assert meta is not None
+    end_state, needs = meta
+    return ChunkResult({}, [], 0, end_state, needs)
+
+
+def _nsec_wraps(merged: list[MergeReport], origin: bytes) -> list[bytes]:
+    """For each shard, the first chain name after it (the apex after the last)."""
+    out: list[bytes] = []
+    nxt = origin
+    for m in reversed(merged):
+        out.append(nxt)
+        if m.first_chain is not None:
+            nxt = m.first_chain
+    out.reverse()
+    return out
+
+
+def _route_nsec3(merged: list[MergeReport], plan: Plan) -> list[list[tuple[bytes, bytes]]]:
+    d = plan.denial
+    hashed: list[Hashed] = []
+    for m in merged:
+        hashed.extend(m.hashed)
+    records = link_chain(hashed, salt=d.salt, iterations=d.iterations, optout=d.optout)
+    routed: list[list[tuple[bytes, bytes]]] = [[] for _ in range(plan.shards)]
+    if plan.shards == 1:
+        routed[0] = records
+        return routed
+    origin = plan.origin
+    for rec in records:
+        routed[shard_of(nsec3_owner(rec[0], origin), plan.boundaries)].append(rec)
+    return routed
+
+
+def _context(plan: Plan, index: int, head: MergeReport, next_chain: bytes) -> ShardContext:
+    assert head.dnskey is not None and head.negative_ttl is not None
+    return ShardContext(
+        index=index,
+        count=plan.shards,
+        dnskey=head.dnskey,
+        negative_ttl=head.negative_ttl,
+        nsec3param=head.nsec3param,
+        next_chain_name=next_chain,
+    )

@@ -1,0 +1,139 @@
+"""The sharded pipeline (signer.zone.sharded): zone files cut into chunks parsed by several
+workers, shards merged, signed and verified in their own processes. Real zone files, real
+validators; the cut size is lowered so that small files are split like big ones."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import signer.zone.sharded as sharded
+from tests.test_zone_sign import Setup, _make, _sign, _validators
+from tests.zone_testlib import ORIGIN
+from tests.zone_testlib import generated_zone as _generated
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sharded, "MIN_CHUNK", 1)  # the forked workers inherit it
+
+
+def generated_zone(n: int) -> str:
+    return _generated(n).replace(ORIGIN, "example.")  # the origin of test_zone_sign's keys
+
+
+def _setup(tmp_path: Path, text: str) -> Setup:
+    s = _make(tmp_path)
+    s.zone.write_text(text)
+    return s
+
+
+def _summary(s: Setup, out: Path, *extra: str) -> dict:  # type: ignore[type-arg]
+    js = s.dir / (out.name + ".json")
+    r = _sign(s, out, "--summary-json", str(js), *extra)
+    assert r.exit_code == 0, r.output
+    return json.loads(js.read_text())  # type: ignore[no-any-return]
+
+
+def test_multi_chunk_multi_shard_output_identical(tmp_path: Path, small_chunks: None) -> None:
+    s = _setup(tmp_path, generated_zone(3000))
+    one = _summary(s, tmp_path / "j1", "--jobs", "1")
+    three = _summary(s, tmp_path / "j3", "--jobs", "3")
+    assert one["sign_processes"] == 1 and one["load_chunks"] == 1
+    assert three["sign_processes"] == 3 and three["load_chunks"] == 3
+    assert (tmp_path / "j1").read_bytes() == (tmp_path / "j3").read_bytes()
+    assert one["counts"] == three["counts"]
+    _validators(tmp_path / "j3")
+
+
+@pytest.mark.parametrize("optout", [False, True])
+def test_nsec3_across_shards_identical(tmp_path: Path, small_chunks: None, optout: bool) -> None:
+    s = _setup(tmp_path, generated_zone(2000))
+    pol = tmp_path / "p.yaml"
+    from tests.zone_testlib import write_policy
+
+    write_policy(pol, nsec3=True, optout=optout)
+    one = _summary(s, tmp_path / "j1", "--jobs", "1", "--policy", str(pol))
+    two = _summary(s, tmp_path / "j2", "--jobs", "2", "--policy", str(pol), "--verify", "full")
+    assert two["sign_processes"] == 2
+    assert (tmp_path / "j1").read_bytes() == (tmp_path / "j2").read_bytes()
+    assert one["counts"]["chain"] == two["counts"]["chain"] > 100
+    _validators(tmp_path / "j2", optout)
+
+
+def _long_parenthesised(n: int) -> str:
+    """A zone whose middle is one TXT record spread over n lines, each starting with a
+    quote: a cut there lands inside the parentheses."""
+    head = generated_zone(50)
+    body = "big TXT (\n" + "".join(f'"part{i}"\n' for i in range(n)) + ")\n"
+    tail = "".join(f"tail{i} NS ns1.tail{i}.example.\n" for i in range(50))
+    return head + body + tail
+
+
+def test_cut_inside_parentheses_falls_back_to_one_chunk(tmp_path: Path, small_chunks: None) -> None:
+    s = _setup(tmp_path, _long_parenthesised(2000))
+    one = _summary(s, tmp_path / "j1", "--jobs", "1")
+    two = _summary(s, tmp_path / "j2", "--jobs", "2")
+    assert two["load_chunks"] == 1  # the speculative cut was detected and undone
+    assert (tmp_path / "j1").read_bytes() == (tmp_path / "j2").read_bytes()
+    assert one["counts"]["names"] == two["counts"]["names"]
+
+
+def test_error_late_in_file_names_true_line(tmp_path: Path, small_chunks: None) -> None:
+    text = generated_zone(1000)
+    lines = text.splitlines()
+    bad = len(lines) - 5
+    lines[bad - 1] = "broken A 300.1.2.3"
+    s = _setup(tmp_path, "\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    r = _sign(s, out, "--jobs", "2")
+    assert r.exit_code == 2, r.output
+    assert f"{s.zone}:{bad}: bad IPv4 address" in r.output
+    assert not out.exists()
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".zonesigner-")] == []
+
+
+def test_ttl_conflict_between_chunks_is_refused(tmp_path: Path, small_chunks: None) -> None:
+    text = generated_zone(1000)
+    first = next(ln for ln in text.splitlines() if "\tNS\t" in ln or " NS " in ln)
+    owner = first.split()[0]
+    s = _setup(tmp_path, text + f"{owner} 7 IN NS ns9.elsewhere.\n")
+    r = _sign(s, tmp_path / "out", "--jobs", "3")
+    assert r.exit_code == 2, r.output
+    assert "one TTL per RRset" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_dead_worker_fails_loudly_without_output(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fault injection: a worker process dies in the middle of signing (as on an OOM kill)
+    def die(self: sharded.ShardWorker, *args: object) -> None:
+        if self.index == 1:
+            os._exit(9)
+
+    s = _setup(tmp_path, generated_zone(1000))
+    out = tmp_path / "out"
+    out.write_text("previous\n")
+    monkeypatch.setattr(sharded.ShardWorker, "sign", die)
+    r = _sign(s, out, "--jobs", "2")
+    assert r.exit_code == 1, r.output
+    assert "signing worker 1 died (exit code 9)" in r.output
+    assert out.read_text() == "previous\n"
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".zonesigner-")] == []
+
+
+def test_previous_across_chunks_reuses_signatures(tmp_path: Path, small_chunks: None) -> None:
+    s = _setup(tmp_path, generated_zone(2000))
+    first = _summary(s, tmp_path / "a", "--jobs", "2")
+    again = _summary(s, tmp_path / "b", "--jobs", "2", "--previous", str(tmp_path / "a"))
+    # everything is reused but the SOA's signature: its serial moves past the previous one
+    assert again["counts"]["rrsigs_created"] == 1
+    assert again["counts"]["rrsigs_reused"] == first["counts"]["rrsigs_created"] - 1
+    assert again["serial"] > first["serial"]
+    a = (tmp_path / "a").read_text().splitlines()
+    b = (tmp_path / "b").read_text().splitlines()
+    assert a[2:] == b[2:] and a[:2] != b[:2]  # SOA and its RRSIG come first
