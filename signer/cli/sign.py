@@ -256,6 +256,8 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         "zsk": {"key_tag": dk.key_tag, "algorithm": int(dk.algorithm)},
         "verification": report.summary(),
         "timings": t,
+        "shard_timings": res.shard_seconds,
+        "shard_peak_rss_mb": res.shard_peak_mb,
     }
 
 

@@ -391,6 +391,8 @@ class _Pool:
         progress: Callable[[int], None] | None,
     ) -> None:
         self.progress = progress
+        self.seconds: dict[str, list[float]] = {}  # per stage, each worker's busy time
+        self.peak_mb: dict[str, list[int]] = {}  # per stage, each worker's peak RSS after it
         self.local: ShardWorker | None = None
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
@@ -417,10 +419,18 @@ class _Pool:
 
         Every worker finishes its stage before an error is raised (the lowest shard's)."""
         if self.local is not None:
-            return [getattr(self.local, method)(*args[0])]
+            started = time.perf_counter()
+            result = getattr(self.local, method)(*args[0])
+            self.seconds[method] = [round(time.perf_counter() - started, 3)]
+            self.peak_mb[method] = [_peak_rss_mb()]
+            return [result]
         for conn, a in zip(self.conns, args, strict=True):
             conn.send((method, a))
         results: list[Any] = [None] * len(self.conns)
+        seconds = [0.0] * len(self.conns)
+        self.seconds[method] = seconds
+        peak = [0] * len(self.conns)
+        self.peak_mb[method] = peak
         errors: dict[int, BaseException] = {}
         pending = dict(enumerate(self.conns))
         from multiprocessing.connection import wait
@@ -442,7 +452,7 @@ class _Pool:
                     continue
                 del pending[i]
                 if kind == "ok":
-                    results[i] = value
+                    results[i], seconds[i], peak[i] = value
                 else:
                     errors[i] = value
         if errors:
@@ -479,12 +489,25 @@ def _worker_main(conn: Connection, plan: Plan, index: int, opener: KeyOpener, lo
         if msg is None:
             return
         method, args = msg
+        started = time.perf_counter()
         try:
             result = getattr(worker, method)(*args)
         except BaseException as exc:
             conn.send(("error", _picklable(exc)))
             continue
-        conn.send(("ok", result))
+        conn.send(("ok", (result, round(time.perf_counter() - started, 3), _peak_rss_mb())))
+
+
+def _peak_rss_mb() -> int:
+    """This process's peak resident set size so far (MB), 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _picklable(exc: BaseException) -> BaseException:
@@ -514,6 +537,8 @@ class ShardedResult:
     load_chunks: int
     verification: VerifyReport
     timings: dict[str, float] = field(default_factory=dict)
+    shard_seconds: dict[str, list[float]] = field(default_factory=dict)  # stage -> per shard
+    shard_peak_mb: dict[str, list[int]] = field(default_factory=dict)  # peak RSS after it
 
 
 def sign_sharded(
@@ -622,6 +647,8 @@ def sign_sharded(
                     out.write(block)
             os.unlink(part)
         lap("write")
+        shard_seconds = dict(pool.seconds)
+        shard_peak = dict(pool.peak_mb)
     finally:
         pool.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -647,6 +674,8 @@ def sign_sharded(
         load_chunks=nz,
         verification=report,
         timings=t,
+        shard_seconds=shard_seconds,
+        shard_peak_mb=shard_peak,
     )
 
 
