@@ -245,6 +245,9 @@ def zonesigner_exe() -> str:
     return str(exe) if exe.exists() else "zonesigner"
 
 
+TOOLS = frozenset({"ours", "bind", "ldns"})
+
+
 def run_ours(
     size: int,
     zone: Path,
@@ -351,10 +354,10 @@ def bench_size(
     runs: list[Run] = []
     for mode in modes:
         print(f"n={size} {mode}", flush=True)
-        for j in jobs_list:
+        for j in jobs_list if "ours" in TOOLS else ():
             runs.append(run_ours(size, zone, inputs, mode, j, d, now))
         jmax = max(jobs_list)
-        if mode == "nsec":
+        if mode == "nsec" and "ours" in TOOLS:
             for level in ("structural", "full"):
                 runs.append(run_ours(size, zone, inputs, mode, jmax, d, now, verify=level))
             # incremental: 1 % of delegations changed, previous = the default jmax output
@@ -364,11 +367,14 @@ def bench_size(
             r = run_ours(size, changed, inputs, mode, jmax, d, now + 3600, previous=prev,
                          variant=f"--previous, {n} changed")  # fmt: skip
             runs.append(r)
-        for j in jobs_list:
+        if "ours" in TOOLS and mode != "nsec":
+            runs.append(run_ours(size, zone, inputs, mode, jmax, d, now, verify="full"))
+        for j in jobs_list if "bind" in TOOLS else ():
             runs.append(run_bind(size, zone, work / "keys", mode, j, True, d))
-        for j in jobs_list:
+        for j in jobs_list if "bind" in TOOLS else ():
             runs.append(run_bind(size, zone, work / "keys", mode, j, False, d))
-        runs.append(run_ldns(size, zone, ksk, zsk, mode, d))
+        if "ldns" in TOOLS:
+            runs.append(run_ldns(size, zone, ksk, zsk, mode, d))
     return runs
 
 
@@ -423,12 +429,25 @@ def ratios(runs: list[Run]) -> list[str]:
                     f"n={size} {mode}: incremental (1 % changed) {inc.seconds:.1f} s = "
                     f"{100 * inc.seconds / ours.seconds:.0f} % of a full sign"
                 )
+            full = find("zonesigner", mode, "verify=full", jmax)
+            if full and bind_v:
+                out.append(f"n={size} {mode}: ours --verify full ({jmax} jobs) vs dnssec-signzone "
+                           f"-n {jmax} (verifies): x{full.rrsigs_per_s / bind_v.rrsigs_per_s:.2f}")  # fmt: skip
+            structural = find("zonesigner", mode, "verify=structural", jmax)
+            if structural:
+                out.append(f"n={size} {mode}: ours --verify structural ({jmax} jobs): "
+                           f"{structural.rrsigs_per_s:.0f} RRSIG/s end to end")  # fmt: skip
+            if ours and bind_v:
+                out.append(f"n={size} {mode}: peak RSS, largest process: ours "
+                           f"{ours.peak_rss_single_mb:.0f} MB, dnssec-signzone "
+                           f"{bind_v.peak_rss_single_mb:.0f} MB")  # fmt: skip
+            key = "verify_in_shards"
             for level in ("structural", "full"):
                 lv = find("zonesigner", mode, f"verify={level}", jmax)
-                if lv and ours and "verify" in lv.phases and "verify" in ours.phases:
-                    out.append(f"n={size} {mode}: verify phase: {level} {lv.phases['verify']:.2f} s, "
-                               f"default (sample) {ours.phases['verify']:.2f} s; sign phase "
-                               f"{ours.phases.get('sign', 0):.2f} s")  # fmt: skip
+                if lv and ours and key in lv.phases and key in ours.phases:
+                    out.append(f"n={size} {mode}: verification in each shard: {level} "
+                               f"{lv.phases[key]:.2f} s, default (sample) {ours.phases[key]:.2f} s; "
+                               f"sign stage {ours.phases.get('sign', 0):.2f} s")  # fmt: skip
     return out
 
 
@@ -439,7 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="nsec,nsec3-optout")
     ap.add_argument("--workdir", default="/tmp/zonesigner-bench")
     ap.add_argument("--keep", action="store_true", help="keep signed outputs")
+    ap.add_argument("--tools", default="ours,bind,ldns", help="which signers to run")
     a = ap.parse_args(argv)
+    global TOOLS
+    TOOLS = frozenset(a.tools.split(","))
     for tool in ("dnssec-keygen", "dnssec-signzone", "ldns-signzone"):
         if shutil.which(tool) is None:
             print(f"{tool} missing (make debs)", file=sys.stderr)

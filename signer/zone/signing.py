@@ -30,7 +30,7 @@ from signer.zone.model import (
     KIND_APEX,
     KIND_AUTH,
     KIND_DELEGATION,
-    KIND_NSEC3,
+    KIND_OCCLUDED,
     T_CDNSKEY,
     T_CDS,
     T_DNSKEY,
@@ -78,29 +78,25 @@ class SignParams:
     signer: bytes  # the apex, canonical wire
 
 
-def signable(kind: int, rtype: int) -> bool:
-    if kind in (KIND_APEX, KIND_AUTH):
-        return rtype not in BUNDLE_TYPES
-    if kind == KIND_DELEGATION:
-        return rtype in (T_DS, T_NSEC)
-    return kind == KIND_NSEC3
-
-
 def _sign_one(
     sign: Callable[[bytes], bytes],
     params: SignParams,
     inception: int,
     owner: bytes,
+    nlabels: int,
     rtype: int,
     ttl: int,
     rdatas: tuple[bytes, ...],
     exp: int,
 ) -> bytes:
+    """RRSIG RDATA for one RRset: header, signer name, signature (RFC 4034 sect. 3.1.8.1).
+
+    ``nlabels``: the Labels field, :func:`signer.zone.model.label_count` of ``owner``."""
     header = (
         _HEAD.pack(
             rtype,
             params.algorithm,
-            label_count(owner),
+            nlabels,
             ttl,
             exp & 0xFFFFFFFF,
             inception & 0xFFFFFFFF,
@@ -205,6 +201,14 @@ class RangeContext:
     sign: Callable[[bytes], bytes]  # see fast_signer
 
 
+# RR types signed at each kind of name (None: every type but the bundle's)
+_SIGNED_AT: dict[int, frozenset[int] | None] = {
+    KIND_APEX: None,
+    KIND_AUTH: None,
+    KIND_DELEGATION: frozenset({T_DS, T_NSEC}),
+}
+
+
 def sign_range(ctx: RangeContext, start: int, end: int) -> RangeResult:
     """Sign ``zone.order[start:end]`` in place and render its signed text."""
     sign = ctx.sign
@@ -213,35 +217,51 @@ def sign_range(ctx: RangeContext, start: int, end: int) -> RangeResult:
     kinds = zone.kinds
     params = ctx.params
     times = ctx.times
+    expiration = times.expiration
     inception = times.inception
     previous = ctx.previous
     now = times.now
     refresh = ctx.refresh
     sigs: list[bytes] = []
+    add = sigs.append
     created = reused = 0
     lo = 0xFFFFFFFFFFFF
     hi = 0
     names = zone.order[start:end]
+    bundle = BUNDLE_TYPES
+    signed_at = _SIGNED_AT
     for name in names:
         kind = kinds[name]
+        if kind == KIND_OCCLUDED:
+            continue
+        only = signed_at.get(kind)  # KIND_NSEC3: None (its one NSEC3 RRset)
         lst = nodes[name]
+        nlabels = -1
         for i, rs in enumerate(lst):
-            if not signable(kind, rs.rtype):
+            owner, rtype, ttl, rdatas, _ = rs
+            if only is None:
+                if rtype in bundle:  # signed by the KSK: RRSIGs from the bundle
+                    continue
+            elif rtype not in only:
                 continue
             sig = None
             if previous is not None:
-                sig = reusable(previous.get((name, rs.rtype)), rs, params, now, refresh)
+                sig = reusable(previous.get((name, rtype)), rs, params, now, refresh)
             if sig is None:
-                exp = times.expiration(name, rs.rtype)
-                sig = _sign_one(sign, params, inception, name, rs.rtype, rs.ttl, rs.rdatas, exp)
+                if nlabels < 0:
+                    nlabels = label_count(name)
+                exp = expiration(name, rtype)
+                sig = _sign_one(sign, params, inception, name, nlabels, rtype, ttl, rdatas, exp)
                 created += 1
             else:
                 exp = _RRSIG_TIMES.unpack_from(sig, 8)[0]
                 reused += 1
-            lo = min(lo, exp)
-            hi = max(hi, exp)
-            sigs.append(sig)
-            lst[i] = rs._replace(sigs=(sig,))
+            if exp < lo:
+                lo = exp
+            if exp > hi:
+                hi = exp
+            add(sig)
+            lst[i] = RRset(owner, rtype, ttl, rdatas, (sig,))
     from signer.zone.output import names_text
 
     return RangeResult(sigs, names_text(zone, names), created, reused, lo if sigs else 0, hi)
