@@ -180,16 +180,26 @@ def _time(t: int) -> str:
 
 
 _sig_text_cache: dict[bytes, str] = {}
+_mid_cache: dict[tuple[int, int], str] = {}  # (TTL, type) -> "\tTTL\tIN\tTYPE\t"
+_TIMES = struct.Struct("!II")
 
 
 _sig_head_cache: dict[bytes, str] = {}
 
 
+_last_signer: list[bytes] = [b"\xff"]  # the signer name of the RRSIG rendered last
+
+
 def _rrsig_text(sig: bytes) -> str:
-    i = 18
-    while sig[i]:
-        i += 1 + sig[i]
-    i += 1
+    signer = _last_signer[0]
+    if sig.startswith(signer, 18):  # wire names are prefix-free: the same signer name
+        i = 18 + len(signer)
+    else:
+        i = 18
+        while sig[i]:
+            i += 1 + sig[i]
+        i += 1
+        _last_signer[0] = sig[18:i]
     head = _sig_head_cache.get(sig[:8])  # type covered, algorithm, labels, original TTL
     if head is None:
         tc, alg, lab, ottl = struct.unpack_from("!HBBI", sig)
@@ -201,7 +211,7 @@ def _rrsig_text(sig: bytes) -> str:
         tail = f" {struct.unpack_from('!H', sig, 16)[0]} {name_to_text(sig[18:i])} "
         if len(_sig_text_cache) < 10_000:
             _sig_text_cache[sig[16:i]] = tail
-    exp, inc = struct.unpack_from("!II", sig, 8)
+    exp, inc = _TIMES.unpack_from(sig, 8)
     return head + _time(exp) + " " + _time(inc) + tail + b2a_base64(sig[i:], newline=False).decode()
 
 
@@ -222,19 +232,25 @@ def names_text(zone: Zone, names: Iterable[bytes]) -> bytes:
     add = out.append
     origin = zone.origin
     nodes = zone.nodes
+    mids = _mid_cache
     for name in names:
         owner = _owner_text(name)
         rrsets = nodes[name]
         if name == origin:
             rrsets = _node_rrsets(zone, name)
-        for rs in rrsets:
-            rtype = rs.rtype
-            pre = f"{owner}\t{rs.ttl}\tIN\t{type_name(rtype)}\t"
-            for rd in rs.rdatas:
+        for _, rtype, ttl, rdatas, sigs in rrsets:
+            mid = mids.get((ttl, rtype))
+            if mid is None:
+                mid = mids[(ttl, rtype)] = f"\t{ttl}\tIN\t{type_name(rtype)}\t"
+            pre = owner + mid
+            for rd in rdatas:
                 add(pre + rdata_text(rtype, rd) + "\n")
-            if rs.sigs:
-                spre = f"{owner}\t{rs.ttl}\tIN\tRRSIG\t"
-                for sig in rs.sigs:
+            if sigs:
+                smid = mids.get((ttl, T_RRSIG))
+                if smid is None:
+                    smid = mids[(ttl, T_RRSIG)] = f"\t{ttl}\tIN\tRRSIG\t"
+                spre = owner + smid
+                for sig in sigs:
                     add(spre + _rrsig_text(sig) + "\n")
     return "".join(out).encode("utf-8", "surrogateescape")
 
