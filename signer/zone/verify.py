@@ -87,6 +87,7 @@ import multiprocessing
 import os
 import struct
 import time
+from array import array
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -510,14 +511,14 @@ def _finish(
     if not f.total:
         f.stage = _CRYPTO
         if level == "structural":
-            chosen: list[tuple[int, int, int]] = []
+            chosen: Sequence[int] = ()
         elif level == "full":
             chosen = v.tasks
         else:
             chosen = _sample(v, v.tasks, sample_rate, sample_min)
         bad, processes = _verify_tasks(v, chosen, jobs)
-        for (i, ri, _si), reason in bad:
-            rs = v.nodes[i][ri]
+        for task, reason in bad:
+            i, rs, _si = _locate(v.nodes, task)
             f.add(
                 "ZONE-VERIFY-SIGNATURE",
                 f"RRSIG {_type_text(rs.rtype)} {name_to_text(v.order[i])}: {reason}",
@@ -704,25 +705,25 @@ def prepare_verification(
     return PreparedVerification(zone, now, v, time.perf_counter() - started)
 
 
-def _sample(
-    v: _Verifier, tasks: list[tuple[int, int, int]], rate: float, minimum: int
-) -> list[tuple[int, int, int]]:
+def _sample(v: _Verifier, tasks: Sequence[int], rate: float, minimum: int) -> Sequence[int]:
     """Every apex signature, the first signature over each RR type (a canonical-form bug is
-    type-specific), and an evenly spread deterministic sample of the rest."""
+    type-specific), and an evenly spread deterministic sample of the rest.
+
+    Taken after :meth:`_Verifier.signatures` found nothing wrong: the apex is then the first
+    name of shard 0 and in no other shard, and ``v.first_tasks`` holds the position of the
+    first task of each (RR type, kind of name)."""
     want = max(minimum, int(len(tasks) * rate))
     if want >= len(tasks):
         return tasks
     stride = len(tasks) / want
     picked = {int(i * stride) for i in range(want)}
-    seen: set[tuple[int, int]] = set()
-    nodes, kinds, order, origin = v.nodes, v.kinds, v.order, v.origin
-    out = []
-    for i, t in enumerate(tasks):
-        pattern = (nodes[t[0]][t[1]].rtype, kinds[t[0]])
-        if i in picked or order[t[0]] == origin or pattern not in seen:
-            seen.add(pattern)
-            out.append(t)
-    return out
+    picked.update(v.first_tasks.values())
+    order, origin = v.order, v.origin
+    apex = 0  # names equal to the apex at the start of the order (tasks are in name order)
+    while apex < len(order) and order[apex] == origin:
+        apex += 1
+    picked.update(range(bisect.bisect_left(tasks, apex << _TASK_SHIFT)))
+    return array("Q", [tasks[p] for p in sorted(picked)])
 
 
 class _Verifier:
@@ -766,7 +767,10 @@ class _Verifier:
             for rrsets in map(nodes.__getitem__, order)
         ]
         self.kinds: list[int] = []
-        self.tasks: list[tuple[int, int, int]] = []  # (node index, rrset index, sig index)
+        # one per RRSIG whose fields are right: node index << 32 | the signature's index
+        # among the node's signatures (see _locate), in name order
+        self.tasks: array[int] = array("Q")
+        self.first_tasks: dict[int, int] = {}  # rtype << 2 | kind -> position of its 1st task
         self.min_exp = 2**32
         self.max_exp = 0
         self.rrsets_signed = 0
@@ -964,6 +968,8 @@ class _Verifier:
         origin = self.origin
         now, horizon = self.now, self.now + self.min_validity
         tasks = self.tasks
+        add_task = tasks.append
+        first_tasks = self.first_tasks
         signing_keys, zone_keys = self.signing_keys, self.zone_keys
         signed = 0
         min_exp, max_exp = self.min_exp, self.max_exp
@@ -983,8 +989,10 @@ class _Verifier:
                 continue
             # labels: counted on the canonical keys in structure() (one b"\x00\x00" per label)
             nlabels = labels_here - (1 if owner.startswith(b"\x01*") else 0)
-            for ri, rs in enumerate(rrsets):
+            task = i << _TASK_SHIFT  # the node's first signature
+            for rs in rrsets:
                 t = rs.rtype
+                sigs = rs.sigs
                 if t == T_RRSIG:
                     covered = {rrsig_fields(rd).type_covered for rd in rs.rdatas}
                     f.add(
@@ -992,16 +1000,18 @@ class _Verifier:
                         f"RRSIG at {name_to_text(owner)} covers absent RRset(s) "
                         + ", ".join(_type_text(c) for c in sorted(covered)),
                     )
+                    task += len(sigs)
                     continue
-                if kind == _DELEG and t not in (T_DS, T_NSEC):
-                    if rs.sigs:
+                if kind == _DELEG and t != T_DS and t != T_NSEC:
+                    if sigs:
                         f.add(
                             "ZONE-VERIFY-EXTRA-SIG",
                             f"{_type_text(t)} at delegation {name_to_text(owner)} is signed (the "
                             "child zone is authoritative for it)",
                         )
+                        task += len(sigs)
                     continue
-                if not rs.sigs:
+                if not sigs:
                     f.add(
                         "ZONE-VERIFY-UNSIGNED",
                         f"{_type_text(t)} at {name_to_text(owner)} has no RRSIG",
@@ -1010,29 +1020,31 @@ class _Verifier:
                 want = zone_keys if t in _KEY_SIGNED else signing_keys
                 ok = False
                 ttl = rs.ttl
-                for si, rd in enumerate(rs.sigs):
+                first = len(tasks)
+                for rd in sigs:
                     try:
                         tc, alg, lab, ottl, exp, inc, tag = unpack_head(rd)
                     except struct.error:
                         tc = -1
-                    sg = rd[18:end_signer]
                     if (
                         tc == t
                         and lab == nlabels
                         and ottl == ttl
                         and inc <= now
                         and exp > horizon
-                        and (sg == origin or sg.lower() == origin)
-                        and (tag, alg) in zone_keys
+                        and ((sg := rd[18:end_signer]) == origin or sg.lower() == origin)
+                        and (key := (tag, alg)) in zone_keys
                     ):
-                        if (tag, alg) in want:
+                        if not ok and key in want:
                             ok = True
                         if exp < min_exp:
                             min_exp = exp
                         if exp > max_exp:
                             max_exp = exp
-                        tasks.append((i, ri, si))
+                        add_task(task)
+                        task += 1
                         continue
+                    task += 1
                     try:
                         fields = rrsig_fields(rd)
                     except (struct.error, IndexError):
@@ -1042,6 +1054,10 @@ class _Verifier:
                         )
                         continue
                     self._bad_rrsig(owner, rs, fields, nlabels, horizon)
+                if len(tasks) > first:
+                    pattern = t << 2 | kind
+                    if pattern not in first_tasks:
+                        first_tasks[pattern] = first
                 if ok:
                     signed += 1
                 else:
@@ -1287,7 +1303,23 @@ def _fold_rrsigs(rrsets: list[RRset]) -> list[RRset]:
 
 
 # -- cryptographic verification across processes ------------------------------------------
-_STATE: tuple[_Verifier, list[tuple[int, int, int]]] | None = None
+# A task (an RRSIG to verify) is one integer: its node's index << _TASK_SHIFT | the
+# signature's position among all signatures of the node's RRsets (in list order).
+_TASK_SHIFT = 32
+_TASK_MASK = (1 << _TASK_SHIFT) - 1
+_STATE: tuple[_Verifier, Sequence[int]] | None = None
+
+
+def _locate(nodes: Sequence[Sequence[RRset]], task: int) -> tuple[int, RRset, int]:
+    """(node index, RRset, signature index in it) of a task."""
+    i = task >> _TASK_SHIFT
+    si = task & _TASK_MASK
+    for rs in nodes[i]:
+        n = len(rs.sigs)
+        if si < n:
+            return i, rs, si
+        si -= n
+    raise IndexError(f"no signature {task & _TASK_MASK} at node {i}")
 
 
 def _check_range(lo: int, hi: int) -> list[tuple[int, str]]:
@@ -1296,8 +1328,7 @@ def _check_range(lo: int, hi: int) -> list[tuple[int, str]]:
     bad: list[tuple[int, str]] = []
     order, nodes, pubkeys = v.order, v.nodes, v.pubkeys
     for idx in range(lo, hi):
-        i, ri, si = tasks[idx]
-        rs = nodes[i][ri]
+        i, rs, si = _locate(nodes, tasks[idx])
         s = rrsig_fields(rs.sigs[si])
         data = _signing_data(order[i], rs, s)
         if not any(
@@ -1313,9 +1344,9 @@ def _check_range_star(r: tuple[int, int]) -> list[tuple[int, str]]:
 
 
 def _verify_tasks(
-    v: _Verifier, tasks: list[tuple[int, int, int]], jobs: int | None
-) -> tuple[list[tuple[tuple[int, int, int], str]], int]:
-    """Verify ``tasks``; return the failures and the number of processes used."""
+    v: _Verifier, tasks: Sequence[int], jobs: int | None
+) -> tuple[list[tuple[int, str]], int]:
+    """Verify ``tasks``; return the failures (task, reason) and the number of processes used."""
     global _STATE
     if not tasks:
         return [], 1
