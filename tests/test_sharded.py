@@ -137,3 +137,45 @@ def test_previous_across_chunks_reuses_signatures(tmp_path: Path, small_chunks: 
     a = (tmp_path / "a").read_text().splitlines()
     b = (tmp_path / "b").read_text().splitlines()
     assert a[2:] == b[2:] and a[:2] != b[:2]  # SOA and its RRSIG come first
+
+
+def test_output_index_locates_every_name(tmp_path: Path, small_chunks: None) -> None:
+    """want_index: each name's block of lines, at the offsets the lengths give, is exactly
+    the lines whose owner is that name -- for one shard and for three."""
+    import hashlib
+
+    from signer.bundles.textformat import load_response
+    from signer.cli.sign import KeyOpener, bundle_rrsets
+    from signer.keys.loader import open_signing_key
+    from signer.zone.model import name_from_text, name_to_text
+    from signer.zone.signing import SignParams, SigTimes
+    from signer.zone.verify import trust_anchor_from_file
+    from tests.test_zone_sign import NOW
+
+    s = _setup(tmp_path, generated_zone(1500))
+    origin = name_from_text("example.", None)
+    key = open_signing_key(str(s.zsk), None, warn=False)
+    resp = load_response(str(s.bundles), zone="example.")
+    ta = trust_anchor_from_file(s.ta)
+    for jobs in (1, 3):
+        out = tmp_path / f"idx{jobs}"
+        with out.open("wb") as fh:
+            res = sharded.sign_sharded(
+                zonefile=str(s.zone), previous=None, origin=origin, jobs=jobs,
+                params=SignParams(int(key.dnskey.algorithm), key.dnskey.key_tag, origin),
+                times=SigTimes(NOW, NOW - 3600, 14 * 86400, 0), refresh=5 * 86400,
+                denial=sharded.Denial("nsec"),
+                verify=sharded.VerifySpec("structural", tuple(ta), key.dnskey, 0),
+                serial_mode="keep", apex_rrsets=bundle_rrsets(origin, resp.bundles[0]),
+                opener=KeyOpener(str(s.zsk), None, quiet=True), key=key, out=fh,
+                out_dir=str(tmp_path), digest=hashlib.sha256(), want_index=True,
+            )  # fmt: skip
+        data = out.read_bytes()
+        idx = res.index
+        assert idx is not None and len(idx.names) == len(idx.lengths) == res.names
+        assert sum(idx.lengths) == len(data)
+        pos = 0
+        for name, n in zip(idx.names, idx.lengths, strict=True):
+            owners = {ln.split(b"\t")[0] for ln in data[pos : pos + n].splitlines()}
+            assert owners == {name_to_text(name).encode()}
+            pos += n

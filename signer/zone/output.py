@@ -10,7 +10,7 @@ import hashlib
 import socket
 import struct
 from binascii import b2a_base64
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableSequence
 from typing import IO
 
 import dns.rdata
@@ -222,18 +222,28 @@ def _node_rrsets(zone: Zone, name: bytes) -> list[RRset]:
     return rrsets
 
 
-def names_text(zone: Zone, names: Iterable[bytes]) -> bytes:
+def names_text(
+    zone: Zone, names: Iterable[bytes], lengths: MutableSequence[int] | None = None
+) -> bytes:
     """The signed zone text of the nodes ``names`` (a slice of ``zone.order``), encoded.
 
     Concatenating it over consecutive slices of ``zone.order`` gives exactly
     :func:`write_zone`'s output (the parallel signer renders ranges in its workers).
+    ``lengths``: gets the length in bytes of each name's text appended (an index of the
+    output, for incremental re-signing).
     """
     out: list[str] = []
     add = out.append
     origin = zone.origin
     nodes = zone.nodes
     mids = _mid_cache
+    lengths_from = -1  # where the current name's lines start in ``out``
     for name in names:
+        if lengths is not None:
+            if lengths_from >= 0:
+                block = "".join(out[lengths_from:])
+                lengths.append(len(block) if block.isascii() else len(_encode(block)))
+            lengths_from = len(out)
         owner = _owner_text(name)
         rrsets = nodes[name]
         if name == origin:
@@ -252,7 +262,14 @@ def names_text(zone: Zone, names: Iterable[bytes]) -> bytes:
                 spre = owner + smid
                 for sig in sigs:
                     add(spre + _rrsig_text(sig) + "\n")
-    return "".join(out).encode("utf-8", "surrogateescape")
+    if lengths is not None and lengths_from >= 0:
+        block = "".join(out[lengths_from:])
+        lengths.append(len(block) if block.isascii() else len(_encode(block)))
+    return _encode("".join(out))
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def write_zone(zone: Zone, fh: IO[bytes], *, batch: int = 4096) -> str:

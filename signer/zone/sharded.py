@@ -41,6 +41,7 @@ import shutil
 import tempfile
 import time
 import traceback
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -141,6 +142,7 @@ class Plan:
     verify: VerifySpec
     serial_mode: str
     apex_rrsets: tuple[RRset, ...]  # DNSKEY/CDS/CDNSKEY from the bundle, with their RRSIGs
+    want_index: bool = False  # return each shard's names and text lengths (OutputIndex)
 
     @property
     def shards(self) -> int:
@@ -181,6 +183,16 @@ class SignReport:
     chain: int
     part_bytes: int
     verification: ShardVerification
+    index: OutputIndex | None = None
+
+
+@dataclass(frozen=True)
+class OutputIndex:
+    """Where each name's text is in the signed output: ``names`` in output (canonical)
+    order and the length in bytes of each one's block of lines."""
+
+    names: list[bytes]
+    lengths: array[int]
 
 
 class ShardWorker:
@@ -322,8 +334,9 @@ class ShardWorker:
                     key = open_key_retrying(self.opener)
             else:
                 key = open_key_retrying(self.opener)
+        lengths: array[int] | None = array("Q") if plan.want_index else None
         rctx = RangeContext(
-            zone, plan.params, plan.times, self.previous, plan.refresh, fast_signer(key)
+            zone, plan.params, plan.times, self.previous, plan.refresh, fast_signer(key), lengths
         )
         created = reused = signed = 0
         lo, hi = 0xFFFFFFFFFFFF, 0
@@ -357,6 +370,7 @@ class ShardWorker:
         return SignReport(
             created, reused, signed, lo if signed else 0, hi, len(zone.order),
             zone.rrset_count(), chain, written, report,
+            OutputIndex(zone.order, lengths) if lengths is not None else None,
         )  # fmt: skip
 
 
@@ -539,6 +553,7 @@ class ShardedResult:
     timings: dict[str, float] = field(default_factory=dict)
     shard_seconds: dict[str, list[float]] = field(default_factory=dict)  # stage -> per shard
     shard_peak_mb: dict[str, list[int]] = field(default_factory=dict)  # peak RSS after it
+    index: OutputIndex | None = None
 
 
 def sign_sharded(
@@ -560,13 +575,15 @@ def sign_sharded(
     out_dir: str,
     digest: Any,
     progress_start: Callable[[int], Callable[[int], None] | None] | None = None,
+    want_index: bool = False,
 ) -> ShardedResult:
     """Sign ``zonefile`` into ``out`` (the open temporary output file), updating ``digest``.
 
     ``out_dir``: where the shards' temporary files go (the output's directory: same
     file system, and the caller can write there). ``key``: the ZSK already opened by the caller (used when there is one shard; workers
     open their own). ``progress_start(total)`` is called once the RRset count is known and
-    returns the per-batch progress callback.
+    returns the per-batch progress callback. ``want_index``: return the
+    :class:`OutputIndex` of the output (:attr:`ShardedResult.index`).
     """
     if denial.mode == "nsec3":
         check_iterations(denial.iterations)
@@ -595,7 +612,7 @@ def sign_sharded(
         ) from None
     plan = Plan(
         zonefile, previous, origin, boundaries, tmpdir, params, times, refresh, denial,
-        verify, serial_mode, tuple(apex_rrsets),
+        verify, serial_mode, tuple(apex_rrsets), want_index,
     )  # fmt: skip
     progress_cb: list[Callable[[int], None] | None] = [None]
 
@@ -676,7 +693,18 @@ def sign_sharded(
         timings=t,
         shard_seconds=shard_seconds,
         shard_peak_mb=shard_peak,
+        index=_join_index([s.index for s in signed]) if want_index else None,
     )
+
+
+def _join_index(parts: Sequence[OutputIndex | None]) -> OutputIndex:
+    names: list[bytes] = []
+    lengths: array[int] = array("Q")
+    for p in parts:
+        assert p is not None
+        names.extend(p.names)
+        lengths.extend(p.lengths)
+    return OutputIndex(names, lengths)
 
 
 def _load(

@@ -22,7 +22,7 @@ import hashlib
 import os
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -199,6 +199,7 @@ class RangeContext:
     previous: Previous | None
     refresh: int
     sign: Callable[[bytes], bytes]  # see fast_signer
+    lengths: MutableSequence[int] | None = None  # gets each name's text length (output index)
 
 
 # RR types signed at each kind of name (None: every type but the bundle's)
@@ -264,7 +265,8 @@ def sign_range(ctx: RangeContext, start: int, end: int) -> RangeResult:
             lst[i] = RRset(owner, rtype, ttl, rdatas, (sig,))
     from signer.zone.output import names_text
 
-    return RangeResult(sigs, names_text(zone, names), created, reused, lo if sigs else 0, hi)
+    text = names_text(zone, names, ctx.lengths)
+    return RangeResult(sigs, text, created, reused, lo if sigs else 0, hi)
 
 
 def open_key_retrying(opener: KeyOpener, attempts: int = 6) -> KeyLike:
