@@ -23,7 +23,7 @@ import socket
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import cast
+from typing import NoReturn, cast
 
 import dns.exception
 import dns.name
@@ -62,6 +62,7 @@ _CLASSES = {"IN": True, "CLASS1": True, "CH": False, "HS": False, "CS": False, "
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _MAX_INCLUDE_DEPTH = 16
 _NAME_TYPES = frozenset({T_NS, T_CNAME, T_PTR, T_DNAME})
+_TOKEN_CACHE = 1000  # bound of each fast-path token table
 
 _type_cache: dict[str, int] = {}
 
@@ -193,6 +194,11 @@ class _Loader:
         self.paths: list[str] = []
         self.name_cache: dict[tuple[str, bytes, bool], bytes] = {}  # NS/CNAME/... targets repeat
         self.ttls: dict[int, int] = {}
+        # tokens the general record path accepted as a TTL / class IN / type, for the fast path
+        self.ttl_tokens: dict[str, int] = {}
+        self.class_tokens: set[str] = set()
+        self.type_tokens: dict[str, int] = {}
+        self.abs_targets: dict[str, bytes] = {}  # absolute NS/CNAME/... target text -> wire
 
     # -- tokenising ----------------------------------------------------------------------
 
@@ -316,12 +322,76 @@ class _Loader:
     ) -> bytes:
         self.paths.append(path)
         self.file_index = len(self.paths) - 1
+        loc_file = self.file_index << 32
         cur_origin = origin
+        origin_inside = is_subdomain(cur_origin, self.origin)  # relative owners are inside
         owner: bytes | None = None
+        owner_inside = False
         owner_text = ""  # the owner's text as written: consecutive records repeat it
         owner_origin = cur_origin
         ttl_default = self.default_ttl
+        nodes = self.nodes
+        ttl_tokens = self.ttl_tokens
+        class_tokens = self.class_tokens
+        type_tokens = self.type_tokens
+        targets = self.abs_targets
+        records = 0
         for line, omitted, toks in self._entries(lines, path, first_line, partial=partial):
+            n = len(toks)
+            # Fast path: "[owner] [ttl] [class] type rdata..." whose TTL, class and type tokens
+            # are ones the general path below already accepted in that role (so it would take
+            # them the same way); side-effect free until the shape is known.
+            j = 0 if omitted else 1 if toks[0][0] != "$" else n
+            if n > j + 1:
+                ttl = ttl_tokens.get(toks[j])
+                if ttl is not None:
+                    j += 1
+                if toks[j] in class_tokens:
+                    j += 1
+                rtype = type_tokens.get(toks[j]) if j < n else None
+                if (
+                    rtype is not None
+                    and n > j + 1
+                    and (ttl is not None or ttl_default is not None)
+                    and (owner is not None or not omitted)
+                ):
+                    if not omitted:
+                        first = toks[0]
+                        if first != owner_text or cur_origin is not owner_origin:
+                            owner, owner_inside = self._owner(
+                                first, cur_origin, origin_inside, path, line
+                            )
+                            owner_text = first
+                            owner_origin = cur_origin
+                    assert owner is not None
+                    if not owner_inside:
+                        self._outside(owner, path, line)
+                    rd0 = toks[j + 1]
+                    if rtype in _NAME_TYPES and n == j + 2 and rd0 != "\\#":
+                        wire = targets.get(rd0)
+                        if wire is None:
+                            wire = self._target(rd0, cur_origin, path, line)
+                    else:
+                        wire = self._rdata(rtype, toks[j + 1 :], cur_origin, path, line)
+                    if ttl is None:
+                        ttl = ttl_default
+                    else:
+                        self.last_ttl = ttl
+                    records += 1
+                    node = nodes.get(owner)
+                    if node is None:
+                        nodes[owner] = [[rtype, ttl, [wire], loc_file | line]]
+                        continue
+                    ent = node[-1]
+                    if ent[0] == rtype and ent[1] == ttl:
+                        ent[2].append(wire)  # type: ignore[attr-defined]
+                        continue
+                    lst = join_rrset(node, owner, rtype, cast(int, ttl), self.paths, path, line)
+                    if lst is None:
+                        node.append([rtype, ttl, [wire], loc_file | line])
+                    else:
+                        lst.append(wire)
+                    continue
             first = toks[0]
             if first[0] == "$" and not omitted:
                 d = first.upper()
@@ -329,6 +399,7 @@ class _Loader:
                     if len(toks) != 2:
                         raise InputError("$ORIGIN takes one name", path=path, line=line)
                     cur_origin = name_from_text(toks[1], cur_origin, path=path, line=line)
+                    origin_inside = is_subdomain(cur_origin, self.origin)
                     continue
                 if d == "$TTL":
                     if len(toks) != 2:
@@ -368,13 +439,12 @@ class _Loader:
                     )
             else:
                 if first != owner_text or cur_origin is not owner_origin:
-                    owner = self.name(first, cur_origin, path, line, store=False)
+                    owner, owner_inside = self._owner(first, cur_origin, origin_inside, path, line)
                     owner_text = first
                     owner_origin = cur_origin
                 i = 1
-            ttl: int | None = None
-            rtype: int | None = None
-            n = len(toks)
+            ttl = None
+            rtype = None
             while i < n:
                 tok = toks[i]
                 c0 = tok[0]
@@ -382,6 +452,8 @@ class _Loader:
                     if ttl is not None:
                         raise InputError(f"two TTLs ({tok!r})", path=path, line=line)
                     ttl = parse_ttl(tok, path, line)
+                    if len(ttl_tokens) < _TOKEN_CACHE:
+                        ttl = ttl_tokens[tok] = self.ttls.setdefault(ttl, ttl)
                     i += 1
                     continue
                 up = tok.upper()
@@ -390,6 +462,8 @@ class _Loader:
                         raise InputError(
                             f"class {up} not supported (only IN)", path=path, line=line
                         )
+                    if len(class_tokens) < _TOKEN_CACHE:
+                        class_tokens.add(tok)
                     i += 1
                     continue
                 if up.startswith("CLASS") and up[5:].isdigit():
@@ -397,17 +471,53 @@ class _Loader:
                 rtype = _rtype(tok)
                 if rtype is None:
                     raise InputError(f"unknown RR type {tok!r}", path=path, line=line)
+                if len(type_tokens) < _TOKEN_CACHE and (
+                    self.allow_dnssec or rtype not in DNSSEC_TYPES
+                ):
+                    type_tokens[tok] = rtype
                 i += 1
                 break
             if rtype is None:
                 raise InputError("record without a type", path=path, line=line)
             assert owner is not None  # set above: omitted owners need a previous one
-            self._add(owner, rtype, ttl, toks[i:], cur_origin, ttl_default, path, line)
+            self._add(
+                owner, owner_inside, rtype, ttl, toks[i:], cur_origin, ttl_default, path, line
+            )
+        self.records += records
         return cur_origin
+
+    def _owner(
+        self, text: str, origin: bytes, origin_inside: bool, path: str, line: int
+    ) -> tuple[bytes, bool]:
+        """The owner name ``text`` (relative to ``origin``) and whether it is inside the zone
+        (``origin_inside``: whether ``origin`` is).  A relative name is below its origin."""
+        if (
+            "." not in text
+            and "\\" not in text
+            and text != "@"
+            and len(text) < 64
+            and text.isascii()
+        ):
+            # one plain label: what name_from_text makes of it, without the general path
+            wire = (chr(len(text)) + text.lower()).encode("ascii") + origin
+            if len(wire) <= 255:
+                return wire, origin_inside
+        owner = self.name(text, origin, path, line, store=False)
+        if text[-1] != ".":  # relative (or "@"): the name ends in its origin
+            return owner, origin_inside
+        return owner, is_subdomain(owner, self.origin)
+
+    def _outside(self, owner: bytes, path: str, line: int) -> NoReturn:
+        raise InputError(
+            f"{name_to_text(owner)} is outside the zone {name_to_text(self.origin)}",
+            path=path,
+            line=line,
+        )
 
     def _add(
         self,
         owner: bytes,
+        inside: bool,
         rtype: int,
         ttl: int | None,
         rd: list[str],
@@ -416,12 +526,8 @@ class _Loader:
         path: str,
         line: int,
     ) -> None:
-        if not is_subdomain(owner, self.origin):
-            raise InputError(
-                f"{name_to_text(owner)} is outside the zone {name_to_text(self.origin)}",
-                path=path,
-                line=line,
-            )
+        if not inside:
+            self._outside(owner, path, line)
         if rtype in DNSSEC_TYPES and not self.allow_dnssec:
             raise InputError(
                 f"{_tname(rtype)} record at {name_to_text(owner)} in the unsigned "
@@ -485,6 +591,20 @@ class _Loader:
                 self.name_cache[key] = wire
         return wire
 
+    def _target(self, text: str, origin: bytes, path: str, line: int) -> bytes:
+        """The NS/CNAME/PTR/DNAME target ``text``: an absolute name without escapes (its wire
+        does not depend on ``origin``) is cached in :attr:`abs_targets`, keyed by its text."""
+        if text[-1] != "." or "\\" in text:
+            return self.name(text, origin, path, line)
+        targets = self.abs_targets
+        wire = targets.get(text)
+        if wire is None:
+            wire = name_from_text(text, None, path=path, line=line)
+            if len(targets) >= 200_000:
+                targets.clear()
+            targets[text] = wire
+        return wire
+
     # -- RDATA ---------------------------------------------------------------------------
 
     def _rdata(self, rtype: int, rd: list[str], origin: bytes, path: str, line: int) -> bytes:
@@ -495,7 +615,7 @@ class _Loader:
         if rtype in _NAME_TYPES:
             if len(rd) != 1:
                 raise InputError(f"{_tname(rtype)} takes one name", path=path, line=line)
-            return self.name(rd[0], origin, path, line)
+            return self._target(rd[0], origin, path, line)
         if rtype == T_A:
             parts = rd[0].split(".")
             if (
