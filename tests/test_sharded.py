@@ -179,3 +179,49 @@ def test_output_index_locates_every_name(tmp_path: Path, small_chunks: None) -> 
             owners = {ln.split(b"\t")[0] for ln in data[pos : pos + n].splitlines()}
             assert owners == {name_to_text(name).encode()}
             pos += n
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_self_verification_catches_a_bad_signature(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch, jobs: str
+) -> None:
+    """Fault injection: one RRSIG comes back corrupted (as from a faulty token or a signing
+    bug). --verify full finds it in whichever batch and shard it is; nothing is published."""
+    import signer.zone.signing as signing
+
+    real = signing._sign_one
+
+    def corrupt(sign, params, inception, owner, *rest):  # type: ignore[no-untyped-def]
+        sig = real(sign, params, inception, owner, *rest)
+        if owner.startswith(b"\x07d001234"):
+            sig = sig[:-1] + bytes([sig[-1] ^ 1])
+        return sig
+
+    monkeypatch.setattr(signing, "_sign_one", corrupt)
+    s = _setup(tmp_path, generated_zone(6000))
+    out = tmp_path / "out"
+    r = _sign(s, out, "--jobs", jobs, "--verify", "full")
+    assert r.exit_code == 1, r.output
+    assert "ZONE-VERIFY-SIGNATURE" in r.output and "d001234.example." in r.output
+    assert not out.exists()
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".zonesigner-")] == []
+
+
+def test_self_verification_catches_a_broken_chain_between_shards(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection in the parent: the NSEC chain is linked to the wrong name between two
+    shards; the joint check of the shard verifications refuses to publish."""
+    real = sharded._nsec_wraps
+
+    def skip_one(merged, origin):  # type: ignore[no-untyped-def]
+        wraps = real(merged, origin)
+        wraps[0] = b"\x07d999999\x07example\x00"  # not the next shard's first name
+        return wraps
+
+    monkeypatch.setattr(sharded, "_nsec_wraps", skip_one)
+    s = _setup(tmp_path, generated_zone(3000))
+    r = _sign(s, tmp_path / "out", "--jobs", "2")
+    assert r.exit_code == 1, r.output
+    assert "ZONE-VERIFY-NSEC-CHAIN" in r.output
+    assert not (tmp_path / "out").exists()

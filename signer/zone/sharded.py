@@ -34,6 +34,7 @@ stage functions run in the calling process.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -63,12 +64,16 @@ from signer.zone.chunkload import (
     split_nodes,
 )
 from signer.zone.model import (
+    KIND_APEX,
+    KIND_AUTH,
+    KIND_DELEGATION,
     T_DNAME,
     T_DNSKEY,
     T_RRSIG,
     T_SOA,
     RRset,
     Zone,
+    is_subdomain,
     rrsig_fields,
     soa_fields,
     soa_with_serial,
@@ -106,6 +111,7 @@ from signer.zone.verify import (
 )
 
 RANGE_NAMES = 4096  # names signed and rendered per batch (and per progress report)
+SAMPLE_MIN = 200  # --verify sample: at least this many signatures verified in all (if any)
 MIN_CHUNK = 1 << 20  # smaller zone files are parsed by one worker (tests lower it)
 _COPY = 1 << 20
 
@@ -182,7 +188,7 @@ class SignReport:
     rrsets: int
     chain: int
     part_bytes: int
-    verification: ShardVerification
+    verification: list[ShardVerification]  # one per batch, in order
     index: OutputIndex | None = None
 
 
@@ -318,6 +324,7 @@ class ShardWorker:
         wrap_to: bytes | None,
         nsec3_records: list[tuple[bytes, bytes]] | None,
         ctx: ShardContext,
+        sample_min: int,
     ) -> SignReport:
         plan = self.plan
         zone = self.zone
@@ -338,14 +345,20 @@ class ShardWorker:
         rctx = RangeContext(
             zone, plan.params, plan.times, self.previous, plan.refresh, fast_signer(key), lengths
         )
-        created = reused = signed = 0
+        created = reused = signed = rrsets = 0
         lo, hi = 0xFFFFFFFFFFFF, 0
         written = 0
         part = os.path.join(plan.tmpdir, f"part-{self.index}.txt")
-        n = len(zone.order)
+        v = plan.verify
+        verdicts: list[ShardVerification] = []
+        order = zone.order
+        nodes = zone.nodes
+        kinds = zone.kinds
+        batches = _batches(order, zone.origin)
+        nexts = _batch_wraps(zone, batches, wrap_to if wrap_to is not None else zone.origin)
         with open(part, "wb") as fh:
-            for start in range(0, n, RANGE_NAMES):
-                res = sign_range(rctx, start, min(n, start + RANGE_NAMES))
+            for (start, end), nxt in zip(batches, nexts, strict=True):
+                res = sign_range(rctx, start, end)
                 fh.write(res.text)
                 written += len(res.text)
                 created += res.created
@@ -354,24 +367,80 @@ class ShardWorker:
                     lo = min(lo, res.min_exp)
                     hi = max(hi, res.max_exp)
                 signed += len(res.sigs)
+                # Verified as soon as signed, then dropped: only one batch of signatures,
+                # NSEC/NSEC3 records and verifier state is in memory at a time.
+                names = order[start:end]
+                batch = Zone(zone.origin, {n: nodes[n] for n in names}, names)
+                first = self.index == 0 and start == 0  # the batch holding the apex
+                verdicts.append(
+                    verify_shard(
+                        batch,
+                        dataclasses.replace(ctx, index=0 if first else 1, next_chain_name=nxt),
+                        trust_anchor_ds=v.trust_anchor,
+                        now=plan.times.now,
+                        level=v.level,
+                        zsk=v.zsk,
+                        min_validity=v.min_validity,
+                        sample_min=sample_min,
+                    )
+                )
+                rrsets += batch.rrset_count()
+                for n in names:
+                    del nodes[n], kinds[n]
+                del batch, names, res
                 if self.progress is not None:
-                    self.progress(len(res.sigs))
+                    self.progress(end - start)
         self.previous = None
-        v = plan.verify
-        report = verify_shard(
-            zone,
-            ctx,
-            trust_anchor_ds=v.trust_anchor,
-            now=plan.times.now,
-            level=v.level,
-            zsk=v.zsk,
-            min_validity=v.min_validity,
-        )
         return SignReport(
-            created, reused, signed, lo if signed else 0, hi, len(zone.order),
-            zone.rrset_count(), chain, written, report,
-            OutputIndex(zone.order, lengths) if lengths is not None else None,
+            created, reused, signed, lo if signed else 0, hi, len(order),
+            rrsets, chain, written, verdicts,
+            OutputIndex(order, lengths) if lengths is not None else None,
         )  # fmt: skip
+
+
+def _apex_child(name: bytes, origin: bytes) -> bytes | None:
+    """The name directly below the apex that is ``name`` or its ancestor (None: the apex)."""
+    cut = len(name) - len(origin)
+    if cut <= 0:
+        return None
+    i = last = 0
+    while i < cut:
+        last = i
+        i += 1 + name[i]
+    return name[last:]
+
+
+def _batches(order: list[bytes], origin: bytes) -> list[tuple[int, int]]:
+    """``order`` cut into runs of about RANGE_NAMES names, never inside the subtree of an apex
+    child (so a batch can be classified and verified on its own)."""
+    n = len(order)
+    out = []
+    start = 0
+    while start < n:
+        end = min(n, start + RANGE_NAMES)
+        child = _apex_child(order[end - 1], origin) if end < n else None
+        if child is not None:
+            while end < n and order[end].endswith(child) and is_subdomain(order[end], child):
+                end += 1
+        out.append((start, end))
+        start = end
+    return out
+
+
+def _batch_wraps(zone: Zone, batches: list[tuple[int, int]], wrap_to: bytes) -> list[bytes]:
+    """For each batch, the first NSEC-chain name after it (``wrap_to`` after the last)."""
+    kinds = zone.kinds
+    order = zone.order
+    out: list[bytes] = []
+    nxt = wrap_to
+    for start, end in reversed(batches):
+        out.append(nxt)
+        for i in range(start, end):
+            if kinds[order[i]] in (KIND_APEX, KIND_AUTH, KIND_DELEGATION):
+                nxt = order[i]
+                break
+    out.reverse()
+    return out
 
 
 def _previous_from(z: Zone) -> Previous:
@@ -631,26 +700,33 @@ def sign_sharded(
         head = merged[0]
         assert head.negative_ttl is not None and head.dnskey is not None
         total = sum(m.names for m in merged)
-        if progress_start is not None:
-            progress_cb[0] = progress_start(total)
         sign_args: list[tuple[object, ...]] = []
         if denial.mode == "nsec3":
             routed = _route_nsec3(merged, plan)
+            total += sum(len(r) for r in routed)
             for i in range(n):
                 sign_args.append((None, routed[i], _context(plan, i, head, b"")))
         else:
             nexts = _nsec_wraps(merged, origin)
             for i in range(n):
                 sign_args.append((nexts[i], None, _context(plan, i, head, nexts[i])))
+        # each batch verifies its share of the sample's minimum size
+        per_batch = max(1, -(-SAMPLE_MIN * RANGE_NAMES // max(1, total)))
+        sign_args = [(*a, per_batch) for a in sign_args]
+        if progress_start is not None:
+            progress_cb[0] = progress_start(total)
         lap("denial")
         signed: list[SignReport] = pool.call("sign", sign_args)
         lap("sign")
-        t["verify_in_shards"] = round(max(s.verification.seconds for s in signed), 3)
-        report = combine_shards(
-            [s.verification for s in signed],
-            origin=origin,
-            level=verify.level,
-            nsec3param=head.nsec3param,
+        verdicts = [b for s in signed for b in s.verification]
+        t["verify_in_shards"] = round(
+            max(sum(b.seconds for b in s.verification) for s in signed), 3
+        )
+        for number, b in enumerate(verdicts):
+            b.index = number  # batch 0 holds the apex (verify_shard was told so)
+        report = dataclasses.replace(
+            combine_shards(verdicts, origin=origin, level=verify.level, nsec3param=head.nsec3param),
+            processes=n,
         )
         lap("verify")
         for i in range(n):
