@@ -329,9 +329,9 @@ class ShardWorker:
         plan = self.plan
         zone = self.zone
         assert zone is not None
-        if nsec3_records is None:
-            chain = add_nsec(zone, wrap_to=wrap_to, ttl=ctx.negative_ttl)
-        else:
+        nsec = nsec3_records is None
+        chain = 0
+        if nsec3_records is not None:
             insert_nsec3(zone, nsec3_records, ctx.negative_ttl)
             chain = len(nsec3_records)
         key = self.key
@@ -358,6 +358,10 @@ class ShardWorker:
         nexts = _batch_wraps(zone, batches, wrap_to if wrap_to is not None else zone.origin)
         with open(part, "wb") as fh:
             for (start, end), nxt in zip(batches, nexts, strict=True):
+                names = order[start:end]
+                batch = Zone(zone.origin, {n: nodes[n] for n in names}, names, kinds)
+                if nsec:  # added batch by batch, like the signatures
+                    chain += add_nsec(batch, wrap_to=nxt, ttl=ctx.negative_ttl)
                 res = sign_range(rctx, start, end)
                 fh.write(res.text)
                 written += len(res.text)
@@ -369,8 +373,6 @@ class ShardWorker:
                 signed += len(res.sigs)
                 # Verified as soon as signed, then dropped: only one batch of signatures,
                 # NSEC/NSEC3 records and verifier state is in memory at a time.
-                names = order[start:end]
-                batch = Zone(zone.origin, {n: nodes[n] for n in names}, names)
                 first = self.index == 0 and start == 0  # the batch holding the apex
                 verdicts.append(
                     verify_shard(
