@@ -194,9 +194,36 @@ def canonical_key(name: bytes) -> bytes:
     label ends in ``\\x00\\x00``, so bytes comparison of keys is label-wise comparison with a
     shorter label first.
     """
-    parts = labels(name)
+    i = name[0] + 1
+    if i > 1 and name.find(b"\x00", 1, -1) < 0:
+        # one to three labels, none holding a \x00 (most names): spelled out
+        m = name[i]
+        if not m:
+            return name[1:i] + b"\x00\x00"
+        j = i + 1 + m
+        m = name[j]
+        if not m:
+            return name[i + 1 : j] + b"\x00\x00" + name[1:i] + b"\x00\x00"
+        k = j + 1 + m
+        if not name[k]:
+            return (
+                name[j + 1 : k]
+                + b"\x00\x00"
+                + name[i + 1 : j]
+                + b"\x00\x00"
+                + name[1:i]
+                + b"\x00\x00"
+            )
+    parts = []
+    i = 0
+    n = name[0]
+    while n:
+        j = i + 1 + n
+        parts.append(name[i + 1 : j])
+        i = j
+        n = name[i]
     parts.reverse()
-    if b"\x00" in name[1:-1]:
+    if name.find(b"\x00", 1, -1) >= 0:
         return b"".join(p.replace(b"\x00", b"\x00\xff") + b"\x00\x00" for p in parts)
     return b"\x00\x00".join(parts) + b"\x00\x00" if parts else b""
 
