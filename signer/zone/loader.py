@@ -22,6 +22,7 @@ import os
 import socket
 import struct
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import NoReturn, cast
 
@@ -797,17 +798,27 @@ def scratch_zone(origin: bytes, scratch: Scratch) -> Zone:
     zone's node dict; each owner's scratch lists are freed as soon as its RRsets exist), so
     peak memory is the larger of the two forms rather than their sum."""
     nodes = cast(dict[bytes, list[RRset]], scratch)  # same dict, values replaced below
+    make = tuple.__new__  # RRset(...) without its Python-level __new__: the same tuple
     for owner, ents in scratch.items():
-        rrsets: list[RRset] = []
         if len(ents) > 1:
-            ents.sort(key=lambda e: e[0])  # type: ignore[arg-type,return-value]
-        for ent in ents:
-            lst = ent[2]
-            assert isinstance(lst, list)
-            rdatas = (lst[0],) if len(lst) == 1 else tuple(sorted(set(lst)))
-            rrsets.append(RRset(owner, ent[0], ent[1], rdatas))  # type: ignore[arg-type]
+            ents.sort(key=_rtype_of)
+        rrsets: list[RRset] = []
+        lst: list[bytes]
+        rdatas: tuple[bytes, ...]
+        for rtype, ttl, lst, _ in ents:  # type: ignore[assignment]
+            if len(lst) == 1:
+                rdatas = (lst[0],)
+            elif len(lst) == 2:
+                a, b = lst
+                rdatas = (a, b) if a < b else (b, a) if b < a else (a,)
+            else:
+                rdatas = tuple(sorted(set(lst)))
+            rrsets.append(make(RRset, (owner, rtype, ttl, rdatas, ())))
         nodes[owner] = rrsets  # replaces the scratch list: same key, order kept
     return Zone(origin, nodes)
+
+
+_rtype_of = itemgetter(0)
 
 
 def _b64(text: str, what: str, path: str, line: int) -> bytes:
