@@ -780,8 +780,8 @@ class _Verifier:
         self._pnsec: list[int] = []  # index of the NSEC RRset in the pattern, -1 if none
         self._pnsec3: list[int] = []  # index of the NSEC3 RRset, -1 if none
         # Filled by _scan, one entry per name in canonical order: the names, their RRsets
-        # (RRSIGs held as a type-46 RRset folded into what they cover), kind, RRSIG label
-        # count (a name has at most 127 labels) and type pattern id.
+        # (RRSIGs held as a type-46 RRset folded into what they cover), kind, RRSIG Labels
+        # field (labels without a leading "*"; at most 127) and type pattern id.
         self.order: list[bytes] = []
         self.nodes: list[list[RRset]] = []
         self.kinds = bytearray()
@@ -901,7 +901,7 @@ class _Verifier:
                 flags = pflags[pid]
             add_node(rrsets)
             add_pid(pid)
-            add_nl(nl)
+            add_nl(nl - 1 if n0 == 1 and name[1] == 42 else nl)  # a wildcard's "*": not counted
             if i == 0 and apex_first:
                 kind = _AUTH
                 if flags & _P_NSEC:
@@ -1086,7 +1086,8 @@ class _Verifier:
         min_exp, max_exp = self.min_exp, self.max_exp
         unpack_head = _HEAD.unpack_from
         end_signer = 18 + len(origin)
-        for i, (owner, labels_here, rrsets, kind) in enumerate(
+        # nlabels: the RRSIG Labels field for the name (counted by _scan)
+        for i, (owner, nlabels, rrsets, kind) in enumerate(
             zip(self.order, self.nlabels, self.nodes, self.kinds, strict=True)
         ):
             if kind == _NONAUTH:
@@ -1098,8 +1099,6 @@ class _Verifier:
                         + ", ".join(_type_text(t) for t in signed_types),
                     )
                 continue
-            # labels: counted on the canonical keys in structure() (one b"\x00\x00" per label)
-            nlabels = labels_here - (1 if owner.startswith(b"\x01*") else 0)
             task = i << _TASK_SHIFT  # the node's first signature
             for rs in rrsets:
                 t = rs.rtype
