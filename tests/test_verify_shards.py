@@ -662,3 +662,12 @@ def test_check_nsec3_chain_on_compact_lists(
     many = [(bytes([i]) * 20, True, b"", name) for i in range(MAX_REPORTED + 5)]
     out = check_nsec3_chain(found[:1], many, param)
     assert len(out) > MAX_REPORTED + 5
+
+
+def test_malformed_nsec_bitmap_is_reported_not_crashed() -> None:
+    """A truncated type bit map window (possible only in a Zone built in memory: text input
+    is parsed by dnspython) is a ZONE-VERIFY-BITMAP failure, not an IndexError."""
+    from signer.zone.verify import _types_in
+
+    assert _types_in(b"\x00\x06\x40\x01") == {-1}
+    assert _types_in(b"\x00\x01\x40") == {1}

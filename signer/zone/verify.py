@@ -304,7 +304,7 @@ def _b32hex_decode(label: bytes) -> bytes:
 
 def _bitmap_msg(what: str, owner: bytes, have: set[int], want: set[int]) -> str:
     def names(ts: set[int]) -> str:
-        return " ".join(_type_text(t) for t in sorted(ts)) or "(none)"
+        return " ".join("(malformed)" if t < 0 else _type_text(t) for t in sorted(ts)) or "(none)"
 
     return (
         f"{what} at {name_to_text(owner)}: type bitmap {names(have)}, expected {names(want)}"
@@ -682,7 +682,7 @@ def _nsec3_chain(
         bitmap = rd[6 + rslen + hl :]
         if bitmap == want_bitmap:
             continue
-        have, expect = set(bitmap_types(bitmap)), set(bitmap_types(want_bitmap))
+        have, expect = _types_in(bitmap), set(bitmap_types(want_bitmap))
         if have != expect:
             what = f"NSEC3 of {name_to_text(name)}"
             f.add("ZONE-VERIFY-BITMAP", _bitmap_msg(what, owner, have, expect))
@@ -1302,7 +1302,7 @@ class _Verifier:
                     f"NSEC at {name_to_text(owner)} points to {name_to_text(nxt)}, expected "
                     f"{name_to_text(want)}",
                 )
-            have = set(bitmap_types(rd[end + 1 :]))
+            have = _types_in(rd[end + 1 :])
             expect = self._types(p) | {T_NSEC, T_RRSIG}
             if have != expect:
                 f.add("ZONE-VERIFY-BITMAP", _bitmap_msg("NSEC", owner, have, expect))
@@ -1422,6 +1422,15 @@ class _Verifier:
             + ", ".join(str(k.key_tag) for k in anchor_keys),
         )
         return 0
+
+
+def _types_in(bitmap: bytes) -> set[int]:
+    """The types of a type bit map; a malformed one (truncated window) reads as the
+    impossible type -1, so it is reported as a wrong bitmap rather than crash."""
+    try:
+        return set(bitmap_types(bitmap))
+    except IndexError:
+        return {-1}
 
 
 def _fold_rrsigs(rrsets: list[RRset]) -> list[RRset]:
