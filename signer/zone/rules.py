@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from operator import attrgetter
 
 from signer.errors import EXIT_INPUT, CheckFailed
 from signer.zone.model import (
@@ -38,6 +39,7 @@ from signer.zone.model import (
     T_DS,
     T_NS,
     T_SOA,
+    RRset,
     Zone,
     is_subdomain,
     name_to_text,
@@ -47,6 +49,10 @@ log = logging.getLogger("dnssec_ceremony.zone")
 
 GLUE_TYPES = frozenset({T_A, T_AAAA})
 DELEGATION_TYPES = frozenset({T_NS, T_DS, T_A, T_AAAA})
+_rtype = attrgetter("rtype")
+
+# flag bits of a name's types (see _type_codes)
+_SOA, _NS, _DS, _DNAME, _GLUE_ONLY, _DELEGATION_ONLY = 1, 2, 4, 8, 16, 32
 
 
 class ZoneRuleError(CheckFailed):
@@ -109,11 +115,16 @@ def classify(
             log.warning("ZONE-OCCLUDED: %s", msg)
         warned += 1
 
+    nodes = zone.nodes
+    # What the loop below needs of each name's types, as a few flag bits, found in the
+    # nodes' own (memory) order: reading every RRset in canonical order is cache-unfriendly.
+    codes = _type_codes(nodes)
+    delegations = secure = glue = occluded = auth = 0
     for name in zone.order:
-        rrsets = zone.nodes[name]
+        code = codes[name]
         if name == origin:
             kinds[name] = KIND_APEX
-            for rs in rrsets:
+            for rs in nodes[name]:
                 if rs.rtype == T_DS:
                     raise ZoneRuleError(
                         f"DS at the apex {name_to_text(name)}: the DS of this zone belongs in "
@@ -123,57 +134,81 @@ def classify(
                 if rs.rtype == T_DNAME:
                     cut = name
             continue
-        if cut is not None and is_subdomain(name, cut):
+        # endswith first: most names are not below the cut before them (no call then)
+        if cut is not None and name.endswith(cut) and is_subdomain(name, cut):
             kinds[name] = KIND_OCCLUDED
-            types = [rs.rtype for rs in rrsets]
-            if types and all(t in GLUE_TYPES for t in types):
-                c.glue_names += 1
+            if code & _GLUE_ONLY:
+                glue += 1
             else:
-                c.occluded_names += 1
-                bad = [t for t in types if t not in GLUE_TYPES]
+                occluded += 1
+                bad = [rs.rtype for rs in nodes[name] if rs.rtype not in GLUE_TYPES]
                 warn(
                     f"{name_to_text(name)} is below the {('delegation' if zone.get(cut, T_NS) else 'DNAME')} "
                     f"{name_to_text(cut)}: its {', '.join(_tn(t) for t in bad)} data is occluded "
                     "and is not signed"
                 )
-            for rs in rrsets:
-                if rs.rtype == T_SOA:
-                    raise ZoneRuleError(
-                        f"SOA at {name_to_text(name)}, not at the apex",
-                        requirement="ZONE-APEX-SOA",
-                    )
+            if code & _SOA:
+                raise ZoneRuleError(
+                    f"SOA at {name_to_text(name)}, not at the apex",
+                    requirement="ZONE-APEX-SOA",
+                )
             continue
-        types = [rs.rtype for rs in rrsets]
-        if T_SOA in types:
+        if code & _SOA:
             raise ZoneRuleError(
                 f"SOA at {name_to_text(name)}, not at the apex {name_to_text(origin)}",
                 requirement="ZONE-APEX-SOA",
             )
-        if T_NS in types:
+        if code & _NS:
             kinds[name] = KIND_DELEGATION
             cut = name
-            c.delegations += 1
-            if T_DS in types:
-                c.secure_delegations += 1
-            other = [t for t in types if t not in DELEGATION_TYPES]
-            if other:
+            delegations += 1
+            if code & _DS:
+                secure += 1
+            if not code & _DELEGATION_ONLY:
+                other = [rs.rtype for rs in nodes[name] if rs.rtype not in DELEGATION_TYPES]
                 warn(
                     f"{name_to_text(name)} is a delegation: its "
                     f"{', '.join(_tn(t) for t in other)} data is occluded and is not signed"
                 )
             continue
-        if T_DS in types:
+        if code & _DS:
             raise ZoneRuleError(
                 f"DS at {name_to_text(name)}, which is not a delegation (no NS RRset there)",
                 requirement="ZONE-DS-PLACEMENT",
             )
         kinds[name] = KIND_AUTH
-        c.authoritative_names += 1
-        if T_DNAME in types:
+        auth += 1
+        if code & _DNAME:
             cut = name
+    c.delegations = delegations
+    c.secure_delegations = secure
+    c.glue_names = glue
+    c.occluded_names = occluded
+    c.authoritative_names = auth
     if warned > max_warnings:
         log.warning("ZONE-OCCLUDED: %d more such warnings not shown", warned - max_warnings)
     return c
+
+
+def _type_codes(nodes: dict[bytes, list[RRset]]) -> dict[bytes, int]:
+    """Each name's types as flag bits: SOA, NS, DS, DNAME among them; all of them glue types
+    (and at least one); all of them types a delegation may hold."""
+    code_of: dict[tuple[int, ...], int] = {}
+    codes: dict[bytes, int] = {}
+    for name, rrsets in nodes.items():
+        types = tuple(map(_rtype, rrsets))
+        code = code_of.get(types)
+        if code is None:
+            code = code_of[types] = (
+                (_SOA if T_SOA in types else 0)
+                | (_NS if T_NS in types else 0)
+                | (_DS if T_DS in types else 0)
+                | (_DNAME if T_DNAME in types else 0)
+                | (_GLUE_ONLY if types and GLUE_TYPES.issuperset(types) else 0)
+                | (_DELEGATION_ONLY if DELEGATION_TYPES.issuperset(types) else 0)
+            )
+        codes[name] = code
+    return codes
 
 
 def _tn(t: int) -> str:
