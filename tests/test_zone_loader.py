@@ -202,3 +202,67 @@ def test_signed_zone_parse_errors_name_file_and_line(
         load_zone(p, "t.", allow_dnssec=True)
     assert str(ei.value).startswith(f"{p}:4: "), str(ei.value)
     assert needle in str(ei.value)
+
+
+# Records that take the loader's fast path (their TTL/class/type tokens were seen before):
+# the same checks, in the same order, with the same messages and lines as the general path.
+WARM = (
+    "w1 A 192.0.2.9\nw2 60 IN NS ns\nw3 in AAAA ::1\nw4 DS 1 13 2 " + "00" * 32 + "\n"
+    'w5 MX 1 mx\nw6 CAA 0 issue "ca"\nw7 TXT x\nw8 TYPE65000 \\# 1 01\nw9 70 NS ns\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"), [b for b in BAD if b[0].startswith("@ IN SOA")]
+)
+def test_loader_errors_after_warm_tokens(tmp_path: Path, text: str, line: int, needle: str) -> None:
+    first, rest = text.split("\n", 1)
+    p = tmp_path / "bad.zone"
+    p.write_text("$TTL 60\n$ORIGIN t.\n" + first + "\n" + WARM + rest)
+    with pytest.raises(InputError) as ei:
+        load_zone(p, "t.")
+    assert str(ei.value).startswith(f"{p}:{line + 2 + WARM.count(chr(10))}: "), str(ei.value)
+    assert needle in str(ei.value)
+
+
+def test_fast_path_owners_targets_and_origins_match_dnspython(tmp_path: Path) -> None:
+    """Repeated owner text under a new $ORIGIN, omitted owners, relative and absolute
+    targets, upper case, a TTL-less record under $TTL: the same RRsets as dnspython."""
+    p = tmp_path / "z"
+    body = (
+        "$ORIGIN t.\n$TTL 60\n@ 60 IN SOA ns hm 1 2 3 4 5\n@ 60 IN NS ns.t.\n"
+        "a 60 IN NS ns1\na 60 IN NS NS1.Ext.\nns 60 IN A 192.0.2.1\n"
+        "$ORIGIN sub.t.\na 60 IN NS ns1\n  60 IN NS ns1.ext.\nB 60 IN NS ns1.ext.\n"
+        "b IN NS ns2\nx.y 60 IN CNAME a\nc.sub.t. 60 IN NS @\n"
+    )
+    p.write_text(body)
+    zone = load_zone(p, "t.")
+    got = {(o, rs.rtype): rs.rdatas for o, rrsets in zone.nodes.items() for rs in rrsets}
+    assert got == _dnspython_rrsets(p, "t.")
+    n = lambda s: name_from_text(s, None)  # noqa: E731
+    assert zone.get(n("a.sub.t."), 2) is not None and zone.get(n("a.t."), 2) is not None
+    assert zone.get(n("b.sub.t."), 2).rdatas == tuple(  # type: ignore[union-attr]
+        sorted((n("ns1.ext."), n("ns2.sub.t.")))
+    )
+    # an absolute owner outside the zone after the same shapes: refused at its line
+    p.write_text(body + "$ORIGIN other.\nq 60 IN NS ns1.ext.\n")
+    with pytest.raises(InputError, match=rf"^{p}:16: q.other. is outside the zone t."):
+        load_zone(p, "t.")
+
+
+def test_canonical_key_orders_like_dnspython_with_odd_octets() -> None:
+    import random
+
+    rnd = random.Random(7)
+    octets = [0, 1, 2, 0x2E, 0x61, 0x62, 0xFF]
+    names = set()
+    for _ in range(3000):
+        labels = [
+            bytes(rnd.choice(octets) for _ in range(rnd.randint(1, 3)))
+            for _ in range(rnd.randint(0, 5))
+        ]
+        names.add(b"".join(bytes((len(lab),)) + lab for lab in labels) + b"\x00")
+    ours = sorted(names, key=canonical_key)
+    ref = sorted(names, key=lambda w: dns.name.from_wire(w, 0)[0])
+    assert ours == ref
+    assert len({canonical_key(w) for w in names}) == len(names)

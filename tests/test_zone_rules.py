@@ -67,3 +67,13 @@ def test_data_beside_ns_at_a_cut_is_occluded(
     with caplog.at_level(logging.WARNING):
         classify(z)
     assert "d.t. is a delegation: its TXT data is occluded" in caplog.text
+
+
+def test_name_ending_in_cut_octets_is_not_below_it(tmp_path: Path) -> None:
+    """x\\001b.t. ends in the octets of the cut b.t. but is not below it: authoritative."""
+    z = _zone(tmp_path, SOA + "@ NS ns\nb NS ns.b\nns.b A 192.0.2.1\nx\\001b A 192.0.2.2\n")
+    c = classify(z)
+    n = lambda s: name_from_text(s, None)  # noqa: E731
+    assert z.kinds[n("x\\001b.t.")] == KIND_AUTH
+    assert z.kinds[n("ns.b.t.")] == KIND_OCCLUDED
+    assert (c.delegations, c.glue_names, c.authoritative_names) == (1, 1, 1)
