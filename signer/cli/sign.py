@@ -6,12 +6,16 @@ errors) and checked (ZONE-*) -> serial -> DNSKEY/CDS/CDNSKEY + bundle RRSIGs at 
 NSEC or NSEC3 -> RRSIGs in ``--jobs`` processes (reusing ``--previous`` ones) ->
 self-verification (:func:`signer.zone.verify.verify_signed_zone`) -> atomic write. Any
 failure leaves no output and the previous signed zone untouched.
+
+After every sign a state (``OUT.zsstate`` and ``OUT.zsstate.input``) is written beside the
+output; ``--previous P`` with a matching ``P.zsstate`` re-signs an NSEC zone incrementally
+(:mod:`signer.zone.incremental`: only the changed subtrees, byte-identical to the full path)
+unless ``--no-incremental``; the summary's ``incremental`` says which path ran and why.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import logging
 import sys
@@ -33,6 +37,7 @@ from signer.fileio import atomic_writer
 from signer.keys.base import SigningKey
 from signer.pin import PinSource, pin_options
 from signer.rrsig import canonical_rdata, time_text
+from signer.zone import incremental
 from signer.zone.model import (
     T_CDNSKEY,
     T_CDS,
@@ -91,6 +96,7 @@ class SignJob:
     verify_level: str = "sample"
     trust_anchor: Sequence[DsRecord] = ()
     progress: bool = False
+    incremental: bool = True  # --previous: re-sign only what changed when the state allows
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -175,8 +181,35 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
     origin = name_from_text(job.origin, None)
     params = SignParams(int(dk.algorithm), dk.key_tag, origin)
     times = SigTimes(job.now, job.now - job.inception_offset, job.validity, job.jitter)
-    digest = hashlib.sha256()
+    denial = Denial(job.denial, job.nsec3_salt, job.nsec3_iterations, job.nsec3_optout)
+    verify = VerifySpec(
+        job.verify_level, tuple(trust_anchor), dk, min(job.refresh, job.bundle_margin)
+    )
+    settings = incremental.Settings(
+        origin, params, times, job.refresh, job.inception_offset, denial, job.serial_mode,
+        tuple(bundle_rrsets(origin, bundle)), verify, dk.to_wire(),
+    )  # fmt: skip
+    inc: dict[str, Any] = {"used": False, "reason": None}
+    if previous is None:
+        inc["reason"] = "no --previous"
+    elif not job.incremental:
+        inc["reason"] = "--no-incremental"
+    else:
+        try:
+            outcome = incremental.sign_incremental(
+                zonefile=job.zonefile, previous=previous, out=job.out, settings=settings, key=zsk
+            )
+        except incremental.Fallback as exc:
+            inc["reason"] = str(exc)
+            log.info("signing in full: %s", exc)
+        else:
+            t.update(outcome.timings)
+            t["total"] = round(time.perf_counter() - started, 3)
+            return _incremental_summary(job, origin, bundle, dk, outcome, t)
+    stat_before = incremental.input_stat(job.zonefile)
+    digest = incremental.CountingDigest()
     progress = _Progress(job.progress)
+    incremental.remove_state(job.out)
     try:
         # The workers render the signed text of their shards; it streams into the temporary
         # file, which is renamed over job.out only after self-verification passed.
@@ -190,23 +223,17 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
                     params=params,
                     times=times,
                     refresh=job.refresh,
-                    denial=Denial(
-                        job.denial, job.nsec3_salt, job.nsec3_iterations, job.nsec3_optout
-                    ),
-                    verify=VerifySpec(
-                        job.verify_level,
-                        tuple(trust_anchor),
-                        dk,
-                        min(job.refresh, job.bundle_margin),
-                    ),
+                    denial=denial,
+                    verify=verify,
                     serial_mode=job.serial_mode,
-                    apex_rrsets=bundle_rrsets(origin, bundle),
+                    apex_rrsets=settings.apex_rrsets,
                     opener=KeyOpener(job.opener.spec, job.opener.pin, quiet=True),
                     key=zsk,
                     out=fh,
                     out_dir=str(Path(job.out).parent),
                     digest=digest,
                     progress_start=progress.start,
+                    want_index=True,
                 )
             finally:
                 progress.stop()
@@ -216,8 +243,23 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
     t.update(res.timings)
     mark = signed_at[0]
     lap("fsync_and_rename")
-    t["total"] = round(time.perf_counter() - started, 3)
     cls = res.classification
+    counts = {
+        "names": res.names, "rrsets": res.rrsets, "chain": res.chain,
+        "rrsets_signed": res.rrsets_signed, "delegations": cls.delegations,
+        "secure_delegations": cls.secure_delegations, "glue_names": cls.glue_names,
+        "occluded_names": cls.occluded_names,
+    }  # fmt: skip
+    assert res.index is not None
+    not_written = incremental.write_full_state(
+        out=job.out, zonefile=job.zonefile, stat_before=stat_before, settings=settings,
+        index=res.index, digest=digest, serial=res.serial,
+        min_expiration=res.min_expiration, max_expiration=res.max_expiration, counts=counts,
+    )  # fmt: skip
+    if not_written:
+        log.warning("no incremental state for %s: %s", job.out, not_written)
+    lap("state")
+    t["total"] = round(time.perf_counter() - started, 3)
     report = res.verification
     serial = res.serial
     sign_seconds = t.get("sign", 0.0)
@@ -258,6 +300,68 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         "timings": t,
         "shard_timings": res.shard_seconds,
         "shard_peak_rss_mb": res.shard_peak_mb,
+        "incremental": inc,
+    }
+
+
+def _incremental_summary(
+    job: SignJob,
+    origin: bytes,
+    bundle: Bundle,
+    dk: DnsKey,
+    o: incremental.Outcome,
+    t: dict[str, float],
+) -> dict[str, Any]:
+    """The summary of an incremental sign: the same fields as a full one (counts of the
+    whole zone; expirations: bounds kept in the state)."""
+    c = o.counts
+    return {
+        "zone": name_to_text(origin),
+        "output": str(job.out),
+        "output_sha256": o.sha256,
+        "serial": o.serial,
+        "now": time_text(job.now),
+        "jobs": job.jobs,
+        "sign_processes": 1,
+        "load_chunks": 0,
+        "denial": job.denial,
+        "counts": {
+            "names": c["names"],
+            "rrsets": c["rrsets"],
+            "delegations": c["delegations"],
+            "secure_delegations": c["secure_delegations"],
+            "glue_names": c["glue_names"],
+            "occluded_names": c["occluded_names"],
+            "chain": c["chain"],
+            "empty_non_terminals": 0,
+            "rrsets_signed": c["rrsets_signed"],
+            "rrsigs_created": o.created,
+            "rrsigs_reused": o.reused,
+        },
+        "rrsigs_per_second": None,
+        "min_expiration": time_text(o.min_expiration) if o.min_expiration else None,
+        "max_expiration": time_text(o.max_expiration) if o.max_expiration else None,
+        "bundle": {
+            "id": bundle.id,
+            "inception": time_text(bundle.inception),
+            "expiration": time_text(bundle.expiration),
+            "bundles_run_out": time_text(job.response.end),
+        },
+        "zsk": {"key_tag": dk.key_tag, "algorithm": int(dk.algorithm)},
+        "verification": {
+            "level": "full",
+            "scope": "re-signed names",
+            "names": o.names_rendered,
+            "rrsigs_verified": o.verified,
+        },
+        "timings": t,
+        "incremental": {
+            "used": True,
+            "reason": None,
+            "changed_lines": o.changed_lines,
+            "names_rendered": o.names_rendered,
+            "runs": o.runs,
+        },
     }
 
 
@@ -317,6 +421,11 @@ def _load_response(path: str, origin: str, trust_anchor: list[DsRecord]) -> Bund
 )
 @click.option("--trust-anchor", help="DS records of the KSK(s) the DNSKEY RRset must chain to.")
 @click.option("--summary-json", help="Write a JSON summary (counts, timings, SHA-256) here.")
+@click.option(
+    "--no-incremental",
+    is_flag=True,
+    help="With --previous: sign everything even when only a few names changed.",
+)
 @pin_options
 def sign(
     zonefile: str,
@@ -331,6 +440,7 @@ def sign(
     verify_level: str | None,
     trust_anchor: str | None,
     summary_json: str | None,
+    no_incremental: bool,
     pin_file: str | None,
     pin_env: str | None,
 ) -> None:
@@ -341,7 +451,8 @@ def sign(
       zonesigner sign ZONEFILE --origin ZONE --bundles SKR --zsk PKCS11-URI|KEYFILE
                       --out SIGNED [--policy P.yaml] [--trust-anchor DS-FILE] [--jobs N]
                       [--now TIME] [--previous SIGNED] [--verify structural|sample|full]
-                      [--summary-json FILE] [--pin-file PATH | --pin-env VAR]
+                      [--summary-json FILE] [--no-incremental]
+                      [--pin-file PATH | --pin-env VAR]
 
     The unsigned zone is loaded (RFC 1035 master-file syntax, errors as file:line) and
     checked (SOA and NS at the apex, one TTL per RRset, CNAME alone, nothing outside the
@@ -353,6 +464,12 @@ def sign(
     signed by worker processes (--jobs, each with its own token session), and the result
     is verified before it is written to a temporary file, fsynced and renamed over --out.
     Any failure leaves --out as it was.
+
+    Each sign also writes OUT.zsstate and OUT.zsstate.input beside --out. With --previous P
+    and a matching P.zsstate, an NSEC zone whose input changed in a few plain lines is
+    re-signed incrementally (only the changed names; the output is identical to a full
+    sign); otherwise, or with --no-incremental, everything is signed (the summary's
+    "incremental" field says which and why).
     """
     from signer.bundles.policy import SignerPolicy, load_policy
     from signer.rrsig import to_time
@@ -395,6 +512,7 @@ def sign(
         verify_level=verify_level or DEFAULT_LEVEL,
         trust_anchor=ta,
         progress=sys.stderr.isatty(),
+        incremental=not no_incremental,
     )
     summary = run_sign(job)
     c = summary["counts"]

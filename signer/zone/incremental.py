@@ -1,0 +1,1277 @@
+"""Incremental re-signing of an NSEC zone from ``--previous`` and its state file.
+
+After every successful ``zonesigner sign`` a *state* is written beside the output ``OUT``:
+``OUT.zsstate`` (what shaped the output, its SHA-256, where each owner's lines are in it,
+bounds of its RRSIG times, a few facts about the unsigned input) and ``OUT.zsstate.input``
+(a copy of the unsigned input that produced ``OUT``). A later ``sign --previous OUT`` with
+a matching state re-signs only what changed (:func:`sign_incremental`):
+
+1. the old input copy and the new input are compared at C speed (slice comparisons; lines
+   are looked at only around a difference) into hunks of removed and added lines;
+2. the changed lines are parsed (the loader, in the context the file's directives set) and
+   grouped by *apex child* (the name directly below the apex at or above the owner): all
+   names of one apex child are contiguous in canonical order, so the state's index gives
+   their blocks in ``OUT``;
+3. each affected subtree is parsed back from ``OUT`` (RRsets and RRSIGs), the records are
+   removed and added, the rules re-checked, the subtree classified, NSEC-chained, signed
+   (reusing ``OUT``'s RRSIGs exactly as the full path does), rendered and self-verified
+   (every signature, :func:`signer.zone.verify.verify_shard`); so are the apex and the
+   subtree before one whose first name changed (its NSEC points to it);
+4. the new output is ``OUT``'s unchanged byte ranges with the new blocks in between.
+
+The result is byte-identical to a full sign with ``--previous OUT`` at the same ``--now``
+because every name not re-rendered would be rendered by the full path exactly as in
+``OUT``: same data, same NSEC, and each of its RRSIGs reused (the state proves every RRSIG
+stays valid beyond ``now + refresh`` and was made by the same key). Whenever that cannot
+be shown -- no or a mismatching state, NSEC3, signatures due for refresh, a large change,
+a changed line that is not one plain record line in the header's context, anything the
+full path would refuse -- the caller signs in full (the reason is returned).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import mmap
+import os
+import re
+import tempfile
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
+from typing import IO, Any
+
+from signer.errors import DnssecCeremonyError, InputError, OutputError
+from signer.fileio import atomic_writer
+from signer.zone.loader import Scratch, _Loader
+from signer.zone.model import (
+    T_CDNSKEY,
+    T_CDS,
+    T_CNAME,
+    T_DNAME,
+    T_DNSKEY,
+    T_NSEC,
+    T_RRSIG,
+    T_SOA,
+    RRset,
+    Zone,
+    canonical_key,
+    rrsig_fields,
+    soa_fields,
+    soa_with_serial,
+)
+from signer.zone.nsec import add_nsec
+from signer.zone.rules import Classification, classify
+from signer.zone.serial import new_serial
+from signer.zone.sharded import Denial, OutputIndex, VerifySpec
+from signer.zone.signing import (
+    BUNDLE_TYPES,
+    KeyLike,
+    Previous,
+    RangeContext,
+    SignParams,
+    SigTimes,
+    fast_signer,
+    sign_range,
+)
+from signer.zone.verify import ShardContext, ZoneVerificationFailed, verify_shard
+
+log = logging.getLogger("dnssec_ceremony.sign")
+
+FORMAT = 1
+STATE_SUFFIX = ".zsstate"
+INPUT_SUFFIX = ".zsstate.input"
+MAGIC = b"zonesigner-state\n"
+MAX_CHANGED = 0.10  # more changed lines than this fraction of the input: sign in full
+HEADER_MAX = 1 << 20  # directives after the first MiB: sign in full
+_WINDOWS = (4, 16, 64)  # lines looked at to resynchronise after a difference
+_INCLUDE = re.compile(rb"\$include", re.IGNORECASE)
+_COUNT_KEYS = (
+    "names", "rrsets", "chain", "rrsets_signed",
+    "delegations", "secure_delegations", "glue_names", "occluded_names",
+)  # fmt: skip
+
+
+class Fallback(Exception):
+    """The incremental path cannot show its output would equal the full path's."""
+
+
+# -- settings and state ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes the signed output besides the input and the bundle."""
+
+    origin: bytes
+    params: SignParams
+    times: SigTimes
+    refresh: int
+    inception_offset: int
+    denial: Denial
+    serial_mode: str
+    apex_rrsets: tuple[RRset, ...]  # DNSKEY/CDS/CDNSKEY of the bundle valid now
+    verify: VerifySpec
+    zsk_wire: bytes  # the ZSK's DNSKEY RDATA
+
+    def fingerprint(self) -> str:
+        from signer import __version__
+
+        d = self.denial
+        t = self.times
+        fields = {
+            "version": __version__,
+            "format": FORMAT,
+            "origin": self.origin.hex(),
+            "zsk": self.zsk_wire.hex(),
+            "algorithm": self.params.algorithm,
+            "key_tag": self.params.key_tag,
+            "denial": [d.mode, d.salt.hex(), d.iterations, d.optout],
+            "validity": t.validity,
+            "jitter": t.jitter,
+            "inception_offset": self.inception_offset,
+            "refresh": self.refresh,
+            "serial": self.serial_mode,
+        }
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class State:
+    """The contents of ``OUT.zsstate`` (see the module docstring)."""
+
+    fingerprint: str
+    origin: str  # hex of the apex wire name
+    out_size: int
+    out_sha256: str
+    input_size: int
+    input_sha256: str
+    min_expiration: int  # a lower bound of every ZSK RRSIG's expiration in OUT
+    max_expiration: int  # an upper bound of it
+    max_inception: int  # an upper bound of every ZSK RRSIG's inception in OUT
+    serial: int  # the SOA serial in OUT
+    unsigned_serial: int | None  # the input's SOA serial (None: unknown)
+    negative_ttl: int
+    header_end: int  # the input's lines up to here hold every directive
+    include: bool  # the input has $INCLUDE (changes in included files are not seen)
+    no_duplicates: bool  # proven: no record appears twice in the input
+    apex_ok: bool  # the apex DNSKEY/CDS/CDNSKEY of OUT are the bundle's alone
+    spans: list[tuple[int, int]]  # the input's entries spanning lines (parentheses)
+    counts: dict[str, int]
+    lengths: array[int] = field(default_factory=lambda: array("Q"))  # each name's block
+    namelens: array[int] = field(default_factory=lambda: array("B"))
+    blob: bytes = b""  # the names (canonical wire), concatenated in output order
+
+    def header(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in ("lengths", "namelens", "blob")}
+        d["format"] = FORMAT
+        d["n"] = len(self.lengths)
+        d["blob_size"] = len(self.blob)
+        return d
+
+
+def state_path(out: str) -> str:
+    return out + STATE_SUFFIX
+
+
+def input_path(out: str) -> str:
+    return out + INPUT_SUFFIX
+
+
+def remove_state(out: str) -> None:
+    """Delete ``out``'s state (before ``out`` is replaced)."""
+    for p in (state_path(out), input_path(out)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+
+
+def _dump_state(path: str, st: State) -> None:
+    body = st.lengths.tobytes() + st.namelens.tobytes() + st.blob
+    head = st.header()
+    head["body_sha256"] = hashlib.sha256(body).hexdigest()
+    with atomic_writer(path) as fh:
+        fh.write(MAGIC + json.dumps(head, sort_keys=True).encode() + b"\n")
+        fh.write(body)
+
+
+def load_state(path: str) -> State:
+    """Read a state file; raise :class:`Fallback` when it is missing or not well formed."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise Fallback(f"no state {path} for the previous signed zone") from None
+    except OSError as exc:
+        raise Fallback(f"cannot read the state {path}: {exc.strerror}") from None
+    try:
+        if not data.startswith(MAGIC):
+            raise ValueError("not a state file")
+        eol = data.index(b"\n", len(MAGIC))
+        head = json.loads(data[len(MAGIC) : eol])
+        if head.pop("format") != FORMAT:
+            raise ValueError("another format version")
+        body = memoryview(data)[eol + 1 :]
+        if hashlib.sha256(body).hexdigest() != head.pop("body_sha256"):
+            raise ValueError("damaged")
+        n, bsize = head.pop("n"), head.pop("blob_size")
+        if len(body) != n * 9 + bsize:
+            raise ValueError("damaged")
+        lengths: array[int] = array("Q")
+        lengths.frombytes(body[: n * 8])
+        namelens: array[int] = array("B")
+        namelens.frombytes(body[n * 8 : n * 9])
+        head["spans"] = [tuple(s) for s in head["spans"]]
+        st = State(**head, lengths=lengths, namelens=namelens, blob=bytes(body[n * 9 :]))
+        if sum(namelens) != len(st.blob):
+            raise ValueError("damaged")
+        return st
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Fallback(f"the state {path} is unusable ({exc})") from None
+
+
+class _Names:
+    """The state's names as a read-only sequence (no per-name object until asked)."""
+
+    def __init__(self, blob: bytes, namelens: array[int]) -> None:
+        self.blob = blob
+        self.ends: array[int] = array("Q", accumulate(namelens))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.blob[self.ends[i - 1] if i else 0 : self.ends[i]]
+
+    def span(self, lo: int, hi: int) -> tuple[int, int]:
+        """The byte range of names [lo, hi) in the blob."""
+        return (self.ends[lo - 1] if lo else 0), (self.ends[hi - 1] if hi else 0)
+
+
+# -- facts about an input file -----------------------------------------------------------------
+@dataclass(frozen=True)
+class InputFacts:
+    size: int
+    sha256: str
+    header_end: int
+    include: bool
+    spans: list[tuple[int, int]]
+    record_lines: int  # an upper bound of the records in the file
+    unsigned_serial: int | None
+
+
+def _paren_spans(data: bytes | mmap.mmap) -> list[tuple[int, int]]:
+    """(start, end) of every entry that spans lines: from the start of the line opening
+    parentheses to the end of the line closing them (tokenised like the loader)."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    size = len(data)
+    while True:
+        i = data.find(b"(", pos)
+        if i < 0:
+            return spans
+        start = data.rfind(b"\n", 0, i) + 1
+        depth = 0
+        line = start
+        while True:
+            eol = data.find(b"\n", line)
+            end = size if eol < 0 else eol + 1
+            text = data[line:end].decode("utf-8", "surrogateescape")
+            try:
+                depth = _Loader._scan(text, [], depth, "", 0)
+            except InputError:
+                depth = 0  # the loader refused the file: no state is written
+            if depth <= 0 or end >= size:
+                break
+            line = end
+        if line > start:
+            spans.append((start, end))
+        pos = end
+
+
+def _count(buf: bytes | mmap.mmap, sub: bytes, lo: int = 0, hi: int | None = None) -> int:
+    """``buf.count(sub, lo, hi)`` for a mapped file too (slices of 4 MiB)."""
+    if hi is None:
+        hi = len(buf)
+    if isinstance(buf, bytes):
+        return buf.count(sub, lo, hi)
+    step = 1 << 22
+    total = 0
+    for x in range(lo, hi, step):
+        total += buf[x : min(hi, x + step + len(sub) - 1)].count(sub)
+    return total
+
+
+def input_facts(data: bytes | mmap.mmap, origin: bytes, sha256: str) -> InputFacts:
+    """What the state keeps about an unsigned input (C-speed scans and a few lines parsed)."""
+    size = len(data)
+    lines = _count(data, b"\n") + (1 if size and data[size - 1 : size] != b"\n" else 0)
+    # lines that surely hold no record start: comments and directives at the line start
+    sure = _count(data, b"\n;") + _count(data, b"\n$") + (1 if data[:1] in (b";", b"$") else 0)
+    spans = _paren_spans(data)
+    for s, e in spans:
+        first_end = data.find(b"\n", s) + 1
+        cont = _count(data, b"\n", first_end, e) + (0 if data[e - 1 : e] == b"\n" else 1)
+        sure += (
+            cont - _count(data, b"\n;", first_end - 1, e) - _count(data, b"\n$", first_end - 1, e)
+        )
+    header_end = 0
+    i = data.find(b"\n$")
+    if data[:1] == b"$":
+        header_end = (data.find(b"\n") + 1) or size
+    while i >= 0:
+        header_end = (data.find(b"\n", i + 1) + 1) or size
+        i = data.find(b"\n$", i + 1)
+    include = _INCLUDE.search(data) is not None
+    return InputFacts(
+        size, sha256, header_end, include, spans, lines - sure, _unsigned_serial(data, origin)
+    )
+
+
+def _unsigned_serial(data: bytes | mmap.mmap, origin: bytes) -> int | None:
+    """The SOA serial of the input when its SOA is in the first 64 KiB, else None."""
+    end = min(len(data), 1 << 16)
+    if end < len(data):
+        end = data.rfind(b"\n", 0, end) + 1
+    ld = _Loader(origin, False, None)
+    try:
+        ld._load_lines(_lines_of(data[:end]), "", origin, 0, 1, partial=True)
+    except DnssecCeremonyError:
+        return None
+    for ent in ld.nodes.get(origin, ()):
+        if ent[0] == T_SOA:
+            rds = ent[2]
+            assert isinstance(rds, list)
+            return soa_fields(rds[0]).serial
+    return None
+
+
+def _lines_of(data: bytes) -> list[str]:
+    text = data.decode("utf-8", "surrogateescape")
+    return text.splitlines(keepends=True) if "\r" in text else text.split("\n")
+
+
+# -- writing a state after a full sign ---------------------------------------------------------
+class CountingDigest:
+    """SHA-256 that also counts the lines it hashed (the signed output's)."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+        self.lines = 0
+        self.size = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.h.update(data)
+        self.lines += data.count(b"\n") if isinstance(data, bytes) else bytes(data).count(b"\n")
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
+
+
+def input_stat(path: str) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _copy_input(src: IO[bytes] | mmap.mmap | bytes, out: str) -> tuple[int, str, str]:
+    """Copy the input into a temporary file beside ``out``; (size, sha256, temp path)."""
+    d = os.path.dirname(out) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".zsstate-", suffix=".tmp", dir=d)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(src, (mmap.mmap, bytes)):
+                with memoryview(src) as view:
+                    for a in range(0, len(view), 1 << 22):
+                        chunk = view[a : a + (1 << 22)]
+                        h.update(chunk)
+                        fh.write(chunk)
+                size = len(src)
+            else:
+                for block in iter(lambda: src.read(1 << 22), b""):
+                    h.update(block)
+                    fh.write(block)
+                    size += len(block)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return size, h.hexdigest(), tmp
+
+
+def write_full_state(
+    *,
+    out: str,
+    zonefile: str,
+    stat_before: tuple[int, int, int],
+    settings: Settings,
+    index: OutputIndex,
+    digest: CountingDigest,
+    serial: int,
+    min_expiration: int,
+    max_expiration: int,
+    counts: dict[str, int],
+) -> str | None:
+    """Write ``out``'s state after a full sign; returns why not when it is not written."""
+    origin = settings.origin
+    try:
+        with open(zonefile, "rb") as fh:
+            size, sha, tmp = _copy_input(fh, out)
+        try:
+            if input_stat(zonefile) != stat_before or size != stat_before[0]:
+                return "the input changed while it was signed"
+            with open(tmp, "rb") as fh, _mapped(fh) as data:
+                facts = input_facts(data, origin, sha)
+            with open(out, "rb") as fh:
+                apex_block = fh.read(index.lengths[0]) if index.lengths else b""
+            bundle_lines = sum(len(rs.rdatas) for rs in settings.apex_rrsets)
+            bundle_sigs = sum(len(rs.sigs) for rs in settings.apex_rrsets)
+            distinct = (
+                digest.lines
+                - counts["rrsets_signed"]
+                - bundle_sigs
+                - counts["chain"]
+                - bundle_lines
+            )
+            st = State(
+                fingerprint=settings.fingerprint(),
+                origin=origin.hex(),
+                out_size=digest.size,
+                out_sha256=digest.hexdigest(),
+                input_size=size,
+                input_sha256=sha,
+                min_expiration=min_expiration,
+                max_expiration=max_expiration,
+                max_inception=max(settings.times.now, settings.times.inception),
+                serial=serial,
+                unsigned_serial=(
+                    serial if settings.serial_mode == "keep" else facts.unsigned_serial
+                ),
+                negative_ttl=_negative_ttl_of(apex_block, origin),
+                header_end=facts.header_end,
+                include=facts.include,
+                no_duplicates=distinct == facts.record_lines,
+                apex_ok=_apex_ok(apex_block, settings.apex_rrsets),
+                spans=facts.spans,
+                counts=counts,
+                lengths=array("Q", index.lengths),
+                namelens=array("B", [len(n) for n in index.names]),
+                blob=b"".join(index.names),
+            )
+            os.replace(tmp, input_path(out))
+            tmp = ""
+            _dump_state(state_path(out), st)
+        finally:
+            if tmp:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+    except (OSError, OutputError) as exc:
+        remove_state(out)
+        return f"cannot write the state: {exc}"
+    return None
+
+
+@contextlib.contextmanager
+def _mapped(fh: IO[bytes]) -> Iterator[mmap.mmap | bytes]:
+    if os.fstat(fh.fileno()).st_size == 0:
+        yield b""
+        return
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        yield mm
+
+
+def _negative_ttl_of(apex_block: bytes, origin: bytes) -> int:
+    nodes = _parse_signed(apex_block, origin, "")
+    for ent in nodes.get(origin, ()):
+        if ent[0] == T_SOA:
+            rds = ent[2]
+            assert isinstance(rds, list) and isinstance(ent[1], int)
+            return min(ent[1], soa_fields(rds[0]).minimum)
+    return -1
+
+
+def _apex_ok(apex_block: bytes, apex_rrsets: tuple[RRset, ...]) -> bool:
+    """The apex's DNSKEY/CDS/CDNSKEY lines are the bundle's RRsets alone (not also input
+    records of those types)."""
+    want = {rs.rtype: len(rs.rdatas) for rs in apex_rrsets}
+    have: dict[int, int] = {}
+    names = {"DNSKEY": T_DNSKEY, "CDS": T_CDS, "CDNSKEY": T_CDNSKEY}
+    for line in apex_block.split(b"\n"):
+        parts = line.split(b"\t", 4)
+        if len(parts) == 5:
+            t = names.get(parts[3].decode("ascii", "replace"))
+            if t is not None:
+                have[t] = have.get(t, 0) + 1
+    return have == {t: n for t, n in want.items() if n}
+
+
+def _parse_signed(data: bytes, origin: bytes, path: str) -> Scratch:
+    ld = _Loader(origin, True, None)
+    ld._load_lines(_lines_of(data), path, origin, 0, 1, partial=False)
+    return ld.nodes
+
+
+# -- the diff ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hunk:
+    a0: int  # old input [a0, a1) is replaced by new input [b0, b1); all at line starts
+    a1: int
+    b0: int
+    b1: int
+
+
+Buf = bytes | mmap.mmap
+
+
+def _common(a: Buf, i: int, b: Buf, j: int) -> int:
+    """The length of the common prefix of a[i:] and b[j:] (slices compared: memcmp)."""
+    limit = min(len(a) - i, len(b) - j)
+    k = 0
+    step = 1 << 12
+    while k < limit:
+        s = min(step, limit - k)
+        if a[i + k : i + k + s] == b[j + k : j + k + s]:
+            k += s
+            step = min(step * 2, 1 << 22)
+            continue
+        while s > 64:
+            half = s // 2
+            if a[i + k : i + k + half] == b[j + k : j + k + half]:
+                k += half
+                s -= half
+            else:
+                s = half
+        x = a[i + k : i + k + s]
+        y = b[j + k : j + k + s]
+        t = 0
+        while x[t] == y[t]:
+            t += 1
+        return k + t
+    return k
+
+
+def _window(buf: Buf, pos: int, count: int) -> list[tuple[int, int]]:
+    """Up to ``count`` lines from ``pos`` as (start, end) (end after the newline)."""
+    out: list[tuple[int, int]] = []
+    size = len(buf)
+    while pos < size and len(out) < count:
+        eol = buf.find(b"\n", pos)
+        end = size if eol < 0 else eol + 1
+        out.append((pos, end))
+        pos = end
+    return out
+
+
+def _resync(a: Buf, a0: int, b: Buf, b0: int) -> tuple[int, int] | None:
+    """The nearest line pair (old, new) after a0/b0 from which both files agree again
+    (each: the start of a line, or the end of the file on both sides)."""
+    for w in _WINDOWS:
+        old = _window(a, a0, w)
+        new = _window(b, b0, w)
+        old_eof = len(old) < w or old[-1][1] == len(a)
+        new_eof = len(new) < w or new[-1][1] == len(b)
+        oc = [a[s:e] for s, e in old]
+        first: dict[bytes, int] = {}
+        for y, (s, e) in enumerate(new):
+            first.setdefault(b[s:e], y)
+        best: tuple[int, int] | None = None
+        for x, line in enumerate(oc):
+            y0 = first.get(line)
+            if y0 is None:
+                continue
+            # the nearest new occurrence at or after y0 is y0 itself (first occurrence)
+            if best is None or x + y0 < best[0] + best[1]:
+                best = (x, y0)
+        if old_eof and new_eof and (best is None or len(old) + len(new) < sum(best)):
+            return len(a), len(b)
+        if best is not None:
+            x, y = best
+            return old[x][0], new[y][0]
+    return None
+
+
+def diff(a: Buf, b: Buf, max_lines: int) -> list[Hunk]:
+    """Hunks turning ``a`` into ``b``; :class:`Fallback` past ``max_lines`` changed lines."""
+    hunks: list[Hunk] = []
+    i = j = 0
+    changed = 0
+    na, nb = len(a), len(b)
+    while True:
+        k = _common(a, i, b, j)
+        if i + k == na and j + k == nb:
+            return hunks
+        s = a.rfind(b"\n", i, i + k)
+        start = s + 1 if s >= 0 else i
+        a0, b0 = start, j + (start - i)
+        res = _resync(a, a0, b, b0)
+        if res is None:
+            raise Fallback("large change (the files do not agree again within 64 lines)")
+        a1, b1 = res
+        changed += _count(a, b"\n", a0, a1) + _count(b, b"\n", b0, b1) + 1
+        if changed > max_lines:
+            raise Fallback(f"large change (more than {max_lines} changed lines)")
+        hunks.append(Hunk(a0, a1, b0, b1))
+        i, j = a1, b1
+
+
+# -- checking and parsing the changed lines --------------------------------------------------------
+def _check_line(line: bytes, where: str) -> bool:
+    """A changed line must be one plain record line (True) or hold no record (False)."""
+    body = line[:-1] if line.endswith(b"\n") else line
+    if body.endswith(b"\r"):
+        body = body[:-1]
+    stripped = body.strip()
+    if not stripped or stripped.startswith(b";"):
+        return False
+    if b"\r" in body:
+        raise Fallback(f"changed line {where} holds a carriage return")
+    if b"(" in body or b")" in body:
+        raise Fallback(f"changed line {where} has parentheses (a record spanning lines)")
+    if body[:1] in (b" ", b"\t"):
+        raise Fallback(f"changed line {where} has no owner (it continues the one before)")
+    if body[:1] == b"$":
+        raise Fallback(f"changed line {where} is a directive")
+    return True
+
+
+def _after_hunk(buf: Buf, pos: int) -> None:
+    """The first line with a record after a hunk must name its owner (it would otherwise
+    take the owner of a changed line)."""
+    window = _window(buf, pos, 64)
+    for s, e in window:
+        body = buf[s:e].strip()
+        if not body or body.startswith(b";"):
+            continue
+        if buf[s : s + 1] in (b" ", b"\t", b"\r"):
+            raise Fallback("a line without owner follows a changed line")
+        return
+    if len(window) == 64:
+        raise Fallback("many blank lines follow a changed line")
+
+
+def _lines_between(buf: Buf, lo: int, hi: int) -> Iterator[bytes]:
+    while lo < hi:
+        eol = buf.find(b"\n", lo, hi)
+        end = hi if eol < 0 else eol + 1
+        yield buf[lo:end]
+        lo = end
+
+
+@dataclass
+class Delta:
+    removed: Scratch
+    added: Scratch
+    added_duplicates: bool
+    changed_lines: int
+
+
+def parse_changes(
+    hunks: list[Hunk], a: Buf, b: Buf, st: State, origin: bytes, zonefile: str
+) -> Delta:
+    """Check the hunks and parse their removed and added lines into records."""
+    if not hunks:
+        return Delta({}, {}, False, 0)
+    if hunks[0].a0 < st.header_end:
+        raise Fallback("a change before the last directive ($ORIGIN/$TTL/...) of the input")
+    if st.header_end > HEADER_MAX:
+        raise Fallback("directives after the first MiB of the input")
+    starts = [s for s, _ in st.spans]
+    removed: list[str] = []
+    added: list[str] = []
+    count = 0
+    for h in hunks:
+        k = bisect_right(starts, h.a0) - 1
+        if k >= 0 and st.spans[k][0] < h.a0 < st.spans[k][1]:
+            raise Fallback("a change inside a record spanning lines (parentheses)")
+        for buf, lo, hi, dest in ((a, h.a0, h.a1, removed), (b, h.b0, h.b1, added)):
+            for line in _lines_between(buf, lo, hi):
+                count += 1
+                if _check_line(line, f"{line[:60]!r}"):
+                    dest.append(line.decode("utf-8", "surrogateescape"))
+        _after_hunk(b, h.b1)
+    hdr = _Loader(origin, False, None)
+    try:
+        hdr_origin = hdr._load_lines(
+            _lines_of(bytes(a[: st.header_end])), zonefile, origin, 0, 1, partial=True
+        )
+    except DnssecCeremonyError as exc:
+        raise Fallback(f"the directives of the input: {exc}") from None
+    if hdr.open_paren:
+        raise Fallback("the directives of the input end inside parentheses")
+    if hdr.default_ttl is None:
+        raise Fallback("no $TTL before the changed lines")
+    out: list[Scratch] = []
+    for lines in (removed, added):
+        ld = _Loader(origin, False, hdr.default_ttl)
+        try:
+            ld._load_lines(lines, zonefile, hdr_origin, 0, 1, partial=False)
+        except DnssecCeremonyError as exc:
+            raise Fallback(f"a changed line is refused ({exc.message})") from None
+        out.append(ld.nodes)
+    dups = any(
+        len(set(rds)) != len(rds)
+        for ents in out[1].values()
+        for _, _, rds, _ in ents
+        if isinstance(rds, list)
+    )
+    return Delta(out[0], out[1], dups, count)
+
+
+# -- the incremental sign ----------------------------------------------------------------------
+def apex_child(name: bytes, origin: bytes) -> bytes:
+    """The ancestor of ``name`` directly below ``origin`` (``origin`` for the apex)."""
+    if name == origin:
+        return origin
+    cut = len(name) - len(origin)
+    i = 0
+    while i + 1 + name[i] < cut:
+        i += 1 + name[i]
+    return name[i:]
+
+
+Content = dict[bytes, dict[int, tuple[int, set[bytes]]]]  # owner -> type -> (ttl, rdatas)
+
+
+@dataclass
+class _Element:
+    """One apex child's subtree (or the apex) and where it is in the previous output."""
+
+    child: bytes
+    lo: int
+    hi: int
+    old: Content = field(default_factory=dict)
+    new: Content = field(default_factory=dict)
+    first_old: bytes | None = None
+    first_new: bytes | None = None
+
+
+@dataclass
+class Outcome:
+    """An incremental sign that was written."""
+
+    sha256: str
+    serial: int
+    counts: dict[str, int]
+    created: int
+    reused: int
+    min_expiration: int
+    max_expiration: int
+    names_rendered: int
+    runs: int
+    changed_lines: int
+    verified: int
+    timings: dict[str, float]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        import time
+
+        self.time = time.perf_counter
+        self.mark = self.time()
+        self.t: dict[str, float] = {}
+
+    def lap(self, what: str) -> None:
+        now = self.time()
+        self.t[what] = round(now - self.mark, 3)
+        self.mark = now
+
+
+def sign_incremental(
+    *,
+    zonefile: str,
+    previous: str,
+    out: str,
+    settings: Settings,
+    key: KeyLike,
+    stat_before: Callable[[], tuple[int, int, int]] | None = None,
+) -> Outcome:
+    """Re-sign ``zonefile`` from ``previous`` and its state into ``out`` (atomically, the new
+    state after it); raise :class:`Fallback` (nothing written) when the full path must run."""
+    clock = _Clock()
+    s = settings
+    if s.denial.mode != "nsec":
+        raise Fallback("NSEC3 zones are always signed in full")
+    st = load_state(state_path(previous))
+    if st.fingerprint != s.fingerprint() or st.origin != s.origin.hex():
+        raise Fallback("the state was made with another key, zone or policy")
+    now = s.times.now
+    if st.min_expiration <= now + s.refresh:
+        raise Fallback("signatures of the previous zone expire within the refresh interval")
+    if st.max_inception > now:
+        raise Fallback("--now is before the previous zone was signed")
+    if st.include:
+        raise Fallback("the input uses $INCLUDE (changes in included files are not seen)")
+    if not st.no_duplicates:
+        raise Fallback("the input may hold a record twice (or records spanning lines)")
+    if not st.apex_ok:
+        raise Fallback("the apex holds DNSKEY/CDS/CDNSKEY records of the input")
+    if st.unsigned_serial is None:
+        raise Fallback("the input's SOA serial is unknown (SOA not near the top)")
+    with contextlib.ExitStack() as stack:
+        try:
+            pf = stack.enter_context(open(previous, "rb"))
+            old_f = stack.enter_context(open(input_path(previous), "rb"))
+            new_f = stack.enter_context(open(zonefile, "rb"))
+        except OSError as exc:
+            raise Fallback(f"cannot read {exc.filename}: {exc.strerror}") from None
+        pm = stack.enter_context(_mapped(pf))
+        a = stack.enter_context(_mapped(old_f))
+        b = stack.enter_context(_mapped(new_f))
+        if len(pm) != st.out_size or len(a) != st.input_size:
+            raise Fallback("the previous signed zone or the input copy does not match its state")
+        if _sha256(pm) != st.out_sha256 or _sha256(a) != st.input_sha256:
+            raise Fallback("the previous signed zone or the input copy does not match its state")
+        clock.lap("state")
+        lines = max(1, _count(a, b"\n"))
+        hunks = diff(a, b, int(lines * MAX_CHANGED))
+        clock.lap("diff")
+        delta = parse_changes(hunks, a, b, st, s.origin, zonefile)
+        clock.lap("parse_changes")
+        plan = _Plan(st, pm, s, previous)
+        result = plan.run(delta, key)
+        clock.lap("sign")
+        remove_state(out)
+        digest = hashlib.sha256()
+        try:
+            with atomic_writer(out) as fh:
+                plan.write(fh, digest, result)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot write the signed zone: {exc.strerror}") from None
+        clock.lap("write")
+        try:
+            size, sha, tmp = _copy_input(b, out)
+            os.replace(tmp, input_path(out))
+            new_st = plan.new_state(result, delta, hunks, digest.hexdigest(), size, sha)
+            _dump_state(state_path(out), new_st)
+        except (OSError, OutputError) as exc:
+            remove_state(out)
+            log.warning("the state of %s was not written: %s", out, exc)
+        clock.lap("state_write")
+        return Outcome(
+            sha256=digest.hexdigest(),
+            serial=result.serial,
+            counts=result.counts,
+            created=result.created,
+            reused=result.counts["rrsets_signed"] - result.created,
+            min_expiration=result.min_exp,
+            max_expiration=result.max_exp,
+            names_rendered=result.names_rendered,
+            runs=len(result.runs),
+            changed_lines=delta.changed_lines,
+            verified=result.verified,
+            timings=clock.t,
+        )
+    raise AssertionError("unreachable")
+
+
+def _sha256(buf: Buf) -> str:
+    h = hashlib.sha256()
+    if isinstance(buf, bytes):
+        h.update(buf)
+        return h.hexdigest()
+    view = memoryview(buf)
+    for a in range(0, len(buf), 1 << 24):
+        h.update(view[a : a + (1 << 24)])
+    view.release()
+    return h.hexdigest()
+
+
+@dataclass
+class _Run:
+    lo: int
+    hi: int
+    names: list[bytes]
+    lengths: array[int]
+    text: bytes
+
+
+@dataclass
+class _Result:
+    runs: list[_Run]
+    serial: int
+    unsigned_serial: int
+    counts: dict[str, int]
+    created: int
+    min_exp: int
+    max_exp: int
+    names_rendered: int
+    verified: int
+
+
+class _Plan:
+    def __init__(self, st: State, pm: Buf, s: Settings, path: str) -> None:
+        self.st = st
+        self.pm = pm
+        self.s = s
+        self.path = path
+        self.origin = s.origin
+        self.names = _Names(st.blob, st.namelens)
+        self.n = len(self.names)
+        self.off: array[int] = array("Q", accumulate(st.lengths, initial=0))
+        if not self.n or self.names[0] != self.origin or self.off[-1] != st.out_size:
+            raise Fallback("the state's index does not fit the previous signed zone")
+        self.previous: Previous = {}
+
+    # -- locating subtrees ---------------------------------------------------------------
+    def range_of(self, child: bytes) -> tuple[int, int]:
+        if child == self.origin:
+            return 0, 1
+        kc = canonical_key(child)
+        lo = bisect_left(self.names, kc, 1, self.n, key=canonical_key)
+        hi = bisect_left(self.names, kc[:-1] + b"\x01", lo, self.n, key=canonical_key)
+        return lo, hi
+
+    def _parse(self, elements: list[_Element]) -> None:
+        """Read the elements' blocks of the previous output: their unsigned content (NSEC,
+        RRSIGs and the bundle's RRsets left out, the SOA serial the input's) and the
+        previous RRsets with their RRSIGs (for reuse)."""
+        parts = [self.pm[self.off[e.lo] : self.off[e.hi]] for e in elements if e.hi > e.lo]
+        try:
+            nodes = _parse_signed(b"".join(parts), self.origin, self.path)
+        except DnssecCeremonyError as exc:
+            raise Fallback(f"the previous signed zone does not parse ({exc})") from None
+        by_child = {e.child: e for e in elements}
+        if len(nodes) != sum(e.hi - e.lo for e in elements):
+            raise Fallback("the previous signed zone does not fit the state's index")
+        origin = self.origin
+        prev = self.previous
+        unsigned = self.st.unsigned_serial
+        assert unsigned is not None
+        for owner, ents in nodes.items():
+            e = by_child.get(apex_child(owner, origin))
+            if e is None:
+                raise Fallback("the previous signed zone does not fit the state's index")
+            sigs: dict[int, list[bytes]] = {}
+            content: dict[int, tuple[int, set[bytes]]] = {}
+            for rtype, ttl, rds, _ in ents:
+                assert isinstance(rtype, int) and isinstance(ttl, int)
+                assert isinstance(rds, list)
+                if rtype == T_RRSIG:
+                    for sig in rds:
+                        sigs.setdefault(rrsig_fields(sig).type_covered, []).append(sig)
+            for rtype, ttl, rds, _ in ents:
+                assert isinstance(rtype, int) and isinstance(ttl, int)
+                assert isinstance(rds, list)
+                if rtype == T_RRSIG:
+                    continue
+                rdatas = tuple(sorted(set(rds)))
+                prev[(owner, rtype)] = RRset(
+                    owner, rtype, ttl, rdatas, tuple(sorted(set(sigs.get(rtype, ()))))
+                )
+                if rtype == T_NSEC or (owner == origin and rtype in BUNDLE_TYPES):
+                    continue
+                if owner == origin and rtype == T_SOA:
+                    rdatas = (soa_with_serial(rdatas[0], unsigned),)
+                content[rtype] = (ttl, set(rdatas))
+            e.old[owner] = content
+            e.new[owner] = {t: (ttl, set(rds)) for t, (ttl, rds) in content.items()}
+        for e in elements:
+            if e.hi > e.lo:
+                e.first_old = self.names[e.lo]
+
+    # -- the whole plan ------------------------------------------------------------------
+    def run(self, delta: Delta, key: KeyLike) -> _Result:
+        origin = self.origin
+        touched: dict[bytes, _Element] = {origin: _Element(origin, 0, 1)}
+        for scratch in (delta.removed, delta.added):
+            for owner in scratch:
+                c = apex_child(owner, origin)
+                if c not in touched:
+                    touched[c] = _Element(c, *self.range_of(c))
+        elements = sorted(touched.values(), key=lambda e: (e.lo, canonical_key(e.child)))
+        self._parse(elements)
+        self._apply(touched, delta)
+        for e in elements:
+            names = sorted(e.new, key=canonical_key)
+            e.first_new = names[0] if names else None
+        # the subtree before one whose first name changed: its last NSEC points elsewhere
+        extra: dict[bytes, _Element] = {}
+        for e in elements:
+            if e.child != origin and e.first_old != e.first_new and e.lo > 1:
+                c = apex_child(self.names[e.lo - 1], origin)
+                if c not in touched and c not in extra:
+                    extra[c] = _Element(c, *self.range_of(c))
+        if extra:
+            self._parse(list(extra.values()))
+            touched.update(extra)
+            elements = sorted(touched.values(), key=lambda e: (e.lo, canonical_key(e.child)))
+        return self._sign(elements, key, delta)
+
+    def _apply(self, touched: dict[bytes, _Element], delta: Delta) -> None:
+        origin = self.origin
+        for owner, ents in delta.removed.items():
+            node = touched[apex_child(owner, origin)].new.get(owner)
+            for rtype, ttl, rds, _ in ents:
+                assert isinstance(rtype, int) and isinstance(rds, list)
+                have = node.get(rtype) if node is not None else None
+                if node is None or have is None or have[0] != ttl or not set(rds) <= have[1]:
+                    raise Fallback("a removed record is not in the previous signed zone")
+                have[1].difference_update(rds)
+                if not have[1]:
+                    del node[rtype]
+            if node is not None and not node:
+                del touched[apex_child(owner, origin)].new[owner]
+        for owner, ents in delta.added.items():
+            e = touched[apex_child(owner, origin)]
+            node = e.new.setdefault(owner, {})
+            for rtype, ttl, rds, _ in ents:
+                assert isinstance(rtype, int) and isinstance(ttl, int)
+                assert isinstance(rds, list)
+                if owner == origin and rtype in BUNDLE_TYPES:
+                    raise Fallback("CDS/CDNSKEY records at the apex changed")
+                have = node.get(rtype)
+                if have is None:
+                    node[rtype] = (ttl, set(rds))
+                    continue
+                if have[0] != ttl:
+                    raise Fallback("a changed line gives an RRset a second TTL")
+                if not delta.added_duplicates and have[1] & set(rds):
+                    delta.added_duplicates = True
+                have[1].update(rds)
+            types = set(node)
+            if T_CNAME in types and len(types) > 1:
+                raise Fallback("a CNAME beside other data")
+        for e in touched.values():
+            for node in e.new.values():
+                if T_DNAME in node and e.child == origin:
+                    raise Fallback("the apex holds a DNAME")
+            for node in e.old.values():
+                if T_DNAME in node and e.child == origin:
+                    raise Fallback("the apex holds a DNAME")
+
+    def _sign(self, elements: list[_Element], key: KeyLike, delta: Delta) -> _Result:
+        s = self.s
+        origin = self.origin
+        # group into runs of elements adjacent in the previous output
+        groups: list[list[_Element]] = []
+        for e in elements:
+            if groups and groups[-1][-1].hi == e.lo:
+                groups[-1].append(e)
+            else:
+                groups.append([e])
+        apex = elements[0]
+        assert apex.child == origin
+        apex_node = apex.new.get(origin, {})
+        soa = apex_node.get(T_SOA)
+        old_soa = apex.old.get(origin, {}).get(T_SOA)
+        if soa is None or len(soa[1]) != 1 or old_soa is None:
+            raise Fallback("the SOA changed shape")
+        soa_rd = next(iter(soa[1]))
+        neg = min(soa[0], soa_fields(soa_rd).minimum)
+        if neg != self.st.negative_ttl:
+            raise Fallback("the SOA TTL or MINIMUM changed (every NSEC would change)")
+        unsigned = soa_fields(soa_rd).serial
+        prev_soa = self.previous.get((origin, T_SOA))
+        assert prev_soa is not None
+        try:
+            serial = new_serial(
+                s.serial_mode, unsigned, s.times.now, soa_fields(prev_soa.rdatas[0]).serial
+            )
+        except DnssecCeremonyError as exc:
+            raise Fallback(f"the serial: {exc}") from None
+        dnskey = next(rs for rs in s.apex_rrsets if rs.rtype == T_DNSKEY)
+        sign = fast_signer(key)
+        counts = dict(self.st.counts)
+        runs: list[_Run] = []
+        created = 0
+        lo_exp, hi_exp = 0xFFFFFFFFFFFF, 0
+        rendered = verified = 0
+        old_cls = Classification()
+        new_cls = Classification()
+        old_names = old_rrsets = old_chain = old_signed = 0
+        by_owner: dict[bytes, list[int]] = {}
+        for o, t in self.previous:
+            by_owner.setdefault(o, []).append(t)
+        for g in groups:
+            has_apex = g[0].child == origin
+            lo, hi = g[0].lo, g[-1].hi
+            wrap = self.names[hi] if hi < self.n else origin
+            old_names += hi - lo
+            for e in g:
+                for owner in e.old:
+                    for t in by_owner[owner]:
+                        old_rrsets += 1
+                        old_chain += t == T_NSEC
+                        bundle = owner == origin and t in BUNDLE_TYPES
+                        old_signed += bool(self.previous[(owner, t)].sigs) and not bundle
+            old_zone = _zone(origin, [e.old for e in g], serial=None)
+            _add_cls(old_cls, _quiet_classify(old_zone, has_apex))
+            zone = _zone(origin, [e.new for e in g], serial=None)
+            if not zone.order:
+                runs.append(_Run(lo, hi, [], array("Q"), b""))
+                continue
+            if has_apex:
+                node = zone.nodes[origin]
+                node[:] = [
+                    rs._replace(rdatas=(soa_with_serial(soa_rd, serial),))
+                    if rs.rtype == T_SOA
+                    else rs
+                    for rs in node
+                ]
+                node.extend(s.apex_rrsets)
+                node.sort(key=lambda r: r.rtype)
+            try:
+                cls = classify(zone, apex=has_apex)
+            except DnssecCeremonyError as exc:
+                raise Fallback(f"a zone rule: {exc}") from None
+            _add_cls(new_cls, cls)
+            chain = add_nsec(zone, wrap_to=wrap, ttl=neg)
+            lengths: array[int] = array("Q")
+            rctx = RangeContext(zone, s.params, s.times, self.previous, s.refresh, sign, lengths)
+            res = sign_range(rctx, 0, len(zone.order))
+            created += res.created
+            if res.sigs:
+                lo_exp = min(lo_exp, res.min_exp)
+                hi_exp = max(hi_exp, res.max_exp)
+            counts["names"] += len(zone.order)
+            counts["rrsets"] += zone.rrset_count()
+            counts["chain"] += chain
+            counts["rrsets_signed"] += len(res.sigs)
+            v = s.verify
+            part = verify_shard(
+                zone,
+                ShardContext(0 if has_apex else 1, 2, dnskey, neg, None, wrap),
+                trust_anchor_ds=v.trust_anchor,
+                now=s.times.now,
+                level="full",
+                zsk=v.zsk,
+                min_validity=v.min_validity,
+            )
+            if part.failure_total:
+                raise ZoneVerificationFailed(part.failures, part.failure_total)
+            verified += part.rrsigs_verified
+            rendered += len(zone.order)
+            runs.append(_Run(lo, hi, zone.order, lengths, res.text))
+        if not runs or runs[0].lo != 0:
+            raise Fallback("the apex was not rendered")
+        counts["names"] -= old_names
+        counts["rrsets"] -= old_rrsets
+        counts["chain"] -= old_chain
+        counts["rrsets_signed"] -= old_signed
+        for f in ("delegations", "secure_delegations", "glue_names", "occluded_names"):
+            counts[f] += getattr(new_cls, f) - getattr(old_cls, f)
+        return _Result(
+            runs, serial, unsigned, counts, created,
+            min(lo_exp, self.st.min_expiration), max(hi_exp, self.st.max_expiration),
+            rendered, verified,
+        )  # fmt: skip
+
+    # -- output --------------------------------------------------------------------------
+    def write(self, fh: IO[bytes], digest: Any, result: _Result) -> None:
+        view = memoryview(self.pm)
+        try:
+            cur = 0
+            for r in result.runs:
+                a = self.off[r.lo]
+                for x in range(cur, a, 1 << 24):
+                    block = view[x : min(a, x + (1 << 24))]
+                    digest.update(block)
+                    fh.write(block)
+                digest.update(r.text)
+                fh.write(r.text)
+                cur = self.off[r.hi]
+            end = len(view)
+            for x in range(cur, end, 1 << 24):
+                block = view[x : min(end, x + (1 << 24))]
+                digest.update(block)
+                fh.write(block)
+        finally:
+            view.release()
+
+    def new_state(
+        self, result: _Result, delta: Delta, hunks: list[Hunk], sha: str, size: int, isha: str
+    ) -> State:
+        st = self.st
+        lengths: array[int] = array("Q")
+        namelens: array[int] = array("B")
+        blob: list[bytes] = []
+        cur = 0
+        for r in result.runs:
+            lengths.extend(st.lengths[cur : r.lo])
+            namelens.extend(st.namelens[cur : r.lo])
+            a, b = self.names.span(cur, r.lo)
+            blob.append(st.blob[a:b])
+            lengths.extend(r.lengths)
+            namelens.extend(len(n) for n in r.names)
+            blob.extend(r.names)
+            cur = r.hi
+        lengths.extend(st.lengths[cur:])
+        namelens.extend(st.namelens[cur:])
+        a, b = self.names.span(cur, self.n)
+        blob.append(st.blob[a:b])
+        spans = []
+        for s0, e0 in st.spans:
+            shift = sum((h.b1 - h.b0) - (h.a1 - h.a0) for h in hunks if h.a1 <= s0)
+            spans.append((s0 + shift, e0 + shift))
+        out_size = int(sum(lengths))
+        return replace(
+            st,
+            out_size=out_size,
+            out_sha256=sha,
+            input_size=size,
+            input_sha256=isha,
+            min_expiration=result.min_exp,
+            max_expiration=result.max_exp,
+            max_inception=max(st.max_inception, self.s.times.now, self.s.times.inception),
+            serial=result.serial,
+            unsigned_serial=result.unsigned_serial,
+            no_duplicates=st.no_duplicates and not delta.added_duplicates,
+            spans=spans,
+            counts=result.counts,
+            lengths=lengths,
+            namelens=namelens,
+            blob=b"".join(blob),
+        )
+
+
+def _zone(origin: bytes, contents: list[Content], serial: int | None) -> Zone:
+    z = Zone(origin)
+    for c in contents:
+        for owner, node in c.items():
+            if node:
+                z.nodes[owner] = [
+                    RRset(owner, t, ttl, tuple(sorted(rds)))
+                    for t, (ttl, rds) in sorted(node.items())
+                ]
+    z.sort()
+    return z
+
+
+def _quiet_classify(zone: Zone, apex: bool) -> Classification:
+    if not zone.order:
+        return Classification()
+    lg = logging.getLogger("dnssec_ceremony.zone")
+    was = lg.disabled
+    lg.disabled = True
+    try:
+        return classify(zone, apex=apex)
+    except DnssecCeremonyError as exc:
+        raise Fallback(f"the previous zone breaks a rule ({exc})") from None
+    finally:
+        lg.disabled = was
+
+
+def _add_cls(total: Classification, c: Classification) -> None:
+    for f in ("delegations", "secure_delegations", "glue_names", "occluded_names"):
+        setattr(total, f, getattr(total, f) + getattr(c, f))
+
+
+__all__ = [
+    "STATE_SUFFIX",
+    "CountingDigest",
+    "Fallback",
+    "Outcome",
+    "Settings",
+    "State",
+    "diff",
+    "input_facts",
+    "input_stat",
+    "load_state",
+    "remove_state",
+    "sign_incremental",
+    "write_full_state",
+]
