@@ -806,7 +806,10 @@ def sign_incremental(
     if st.include:
         raise Fallback("the input uses $INCLUDE (changes in included files are not seen)")
     if not st.no_duplicates:
-        raise Fallback("the input may hold a record twice (or records spanning lines)")
+        raise Fallback(
+            "cannot prove no record is written twice in the input (a duplicate, or blank or "
+            "indented comment lines)"
+        )
     if not st.apex_ok:
         raise Fallback("the apex holds DNSKEY/CDS/CDNSKEY records of the input")
     if st.unsigned_serial is None:
