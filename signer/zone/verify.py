@@ -1049,13 +1049,12 @@ class _Verifier:
         """The keys of the DNSKEY RRset; ``report``: problems with it (shard 0 only)."""
         f = self.failures
         for rd in rrset.rdatas:
-            try:
-                dk = DnsKey.from_wire(rd)
-                pub = dk.public_key_object()
-            except InputError as exc:
+            parsed = _parsed_dnskey(rd)
+            if isinstance(parsed, InputError):
                 if report:
-                    f.add("ZONE-VERIFY-DNSKEY-TA", f"unusable DNSKEY in the apex RRset: {exc}")
+                    f.add("ZONE-VERIFY-DNSKEY-TA", f"unusable DNSKEY in the apex RRset: {parsed}")
                 continue
+            dk, pub = parsed
             self.dnskeys.append(dk)
             tk = (dk.key_tag, int(dk.algorithm))
             self.zone_keys.add(tk)
@@ -1422,6 +1421,24 @@ class _Verifier:
             + ", ".join(str(k.key_tag) for k in anchor_keys),
         )
         return 0
+
+
+_dnskey_cache: dict[bytes, tuple[DnsKey, PublicKey] | InputError] = {}
+
+
+def _parsed_dnskey(rd: bytes) -> tuple[DnsKey, PublicKey] | InputError:
+    """DNSKEY RDATA -> (key, public key object), or the reason it is unusable; memoised (the
+    signer verifies its zone in many batches, each with the same DNSKEY RRset)."""
+    hit = _dnskey_cache.get(rd)
+    if hit is None:
+        try:
+            dk = DnsKey.from_wire(rd)
+            hit = (dk, dk.public_key_object())
+        except InputError as exc:
+            hit = exc
+        if len(_dnskey_cache) < 64:
+            _dnskey_cache[rd] = hit
+    return hit
 
 
 def _types_in(bitmap: bytes) -> set[int]:
