@@ -9,6 +9,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from signer.zone.incremental import STATE_SUFFIX, load_state
 from tests.test_sharded import generated_zone
 from tests.test_zone_sign import DAY, NOW, Setup, _make, _sign, _validators
@@ -35,11 +37,13 @@ def _first(s: Setup, tmp_path: Path) -> Path:
     return p
 
 
-def _both(s: Setup, tmp_path: Path, prev: Path, tag: str, now: int = NOW) -> tuple[dict, dict]:  # type: ignore[type-arg]
+def _both(
+    s: Setup, tmp_path: Path, prev: Path, tag: str, *extra: str, now: int = NOW
+) -> tuple[dict, dict]:  # type: ignore[type-arg]
     """The incremental run and the oracle; asserts byte identity and equal counts."""
     inc_out, full_out = tmp_path / f"inc-{tag}", tmp_path / f"full-{tag}"
-    inc = _run(s, inc_out, "--previous", str(prev), now=now)
-    full = _run(s, full_out, "--previous", str(prev), "--no-incremental", now=now)
+    inc = _run(s, inc_out, "--previous", str(prev), *extra, now=now)
+    full = _run(s, full_out, "--previous", str(prev), "--no-incremental", *extra, now=now)
     assert full["incremental"]["used"] is False
     assert inc_out.read_bytes() == full_out.read_bytes(), tag
     assert inc["output_sha256"] == full["output_sha256"]
@@ -222,3 +226,27 @@ def test_include_and_duplicates_fall_back(tmp_path: Path) -> None:
     assert not load_state(str(prev) + STATE_SUFFIX).no_duplicates
     s.zone.write_text(text)
     assert "twice" in _reason(s, tmp_path, prev, "dup")
+
+
+def test_runs_in_several_processes_match_the_full_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from signer.zone import incremental
+
+    monkeypatch.setattr(incremental, "PARALLEL_MIN", 1)  # forked processes inherit it
+    text = generated_zone(600) + "x.ent A 192.0.2.9\n"
+    s = _setup(tmp_path, text)
+    prev = _first(s, tmp_path)
+    base = text.splitlines()
+    for seed, jobs in ((7, "2"), (8, "3")):
+        s.zone.write_text("\n".join(_mutate(base, random.Random(seed), 12)) + "\n")
+        inc, _ = _both(s, tmp_path, prev, f"jobs{jobs}", "--jobs", jobs)
+        assert inc["incremental"]["used"] is True, inc["incremental"]
+        assert inc["sign_processes"] == int(jobs)
+        _validators(tmp_path / f"inc-jobs{jobs}")
+    # a fallback in a forked share (a second TTL at the last owner): the full path's error
+    lines = _mutate(base, random.Random(9), 12)
+    bad = len(lines) + 1
+    s.zone.write_text("\n".join([*lines, f"{max(_owners(base))} 60 IN NS ns9.example.net."]) + "\n")
+    r = _run(s, tmp_path / "o", "--previous", str(prev), "--jobs", "2", code=2)
+    assert f"{s.zone}:{bad}:" in r["output"] and "one TTL per RRset" in r["output"]

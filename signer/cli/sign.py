@@ -197,8 +197,9 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
     else:
         try:
             outcome = incremental.sign_incremental(
-                zonefile=job.zonefile, previous=previous, out=job.out, settings=settings, key=zsk
-            )
+                zonefile=job.zonefile, previous=previous, out=job.out, settings=settings, key=zsk,
+                jobs=job.jobs, opener=KeyOpener(job.opener.spec, job.opener.pin, quiet=True),
+            )  # fmt: skip
         except incremental.Fallback as exc:
             inc["reason"] = str(exc)
             log.info("signing in full: %s", exc)
@@ -322,7 +323,7 @@ def _incremental_summary(
         "serial": o.serial,
         "now": time_text(job.now),
         "jobs": job.jobs,
-        "sign_processes": 1,
+        "sign_processes": o.processes,
         "load_chunks": 0,
         "denial": job.denial,
         "counts": {

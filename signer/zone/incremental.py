@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import mmap
+import multiprocessing
 import os
 import re
 import tempfile
@@ -43,6 +44,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Lock
 from typing import IO, Any
 
 from signer.errors import DnssecCeremonyError, InputError, OutputError
@@ -67,15 +70,17 @@ from signer.zone.model import (
 from signer.zone.nsec import add_nsec
 from signer.zone.rules import Classification, classify
 from signer.zone.serial import new_serial
-from signer.zone.sharded import Denial, OutputIndex, VerifySpec
+from signer.zone.sharded import Denial, OutputIndex, VerifySpec, WorkerFailed, _picklable
 from signer.zone.signing import (
     BUNDLE_TYPES,
     KeyLike,
+    KeyOpener,
     Previous,
     RangeContext,
     SignParams,
     SigTimes,
     fast_signer,
+    open_key_retrying,
     sign_range,
 )
 from signer.zone.verify import ShardContext, ZoneVerificationFailed, verify_shard
@@ -86,6 +91,7 @@ FORMAT = 1
 STATE_SUFFIX = ".zsstate"
 INPUT_SUFFIX = ".zsstate.input"
 MAGIC = b"zonesigner-state\n"
+PARALLEL_MIN = 64  # fewer touched subtrees than this: one process
 MAX_CHANGED = 0.10  # more changed lines than this fraction of the input: sign in full
 HEADER_MAX = 1 << 20  # directives after the first MiB: sign in full
 _WINDOWS = (4, 16, 64)  # lines looked at to resynchronise after a difference
@@ -764,6 +770,7 @@ class Outcome:
     changed_lines: int
     verified: int
     timings: dict[str, float]
+    processes: int = 1
 
 
 class _Clock:
@@ -788,6 +795,8 @@ def sign_incremental(
     settings: Settings,
     key: KeyLike,
     stat_before: Callable[[], tuple[int, int, int]] | None = None,
+    jobs: int = 1,
+    opener: KeyOpener | None = None,
 ) -> Outcome:
     """Re-sign ``zonefile`` from ``previous`` and its state into ``out`` (atomically, the new
     state after it); raise :class:`Fallback` (nothing written) when the full path must run."""
@@ -835,7 +844,7 @@ def sign_incremental(
         delta = parse_changes(hunks, a, b, st, s.origin, zonefile)
         clock.lap("parse_changes")
         plan = _Plan(st, pm, s, previous)
-        result = plan.run(delta, key)
+        result = plan.run(delta, key, jobs, opener)
         clock.lap("sign")
         remove_state(out)
         digest = hashlib.sha256()
@@ -867,6 +876,7 @@ def sign_incremental(
             changed_lines=delta.changed_lines,
             verified=result.verified,
             timings=clock.t,
+            processes=result.processes,
         )
     raise AssertionError("unreachable")
 
@@ -903,6 +913,118 @@ class _Result:
     max_exp: int
     names_rendered: int
     verified: int
+    duplicates: bool  # an added record was in the previous zone already
+    processes: int = 1
+
+
+@dataclass
+class _Partial:
+    """What one process made of its share of the groups (counts: changes)."""
+
+    runs: list[_Run]
+    created: int
+    lo_exp: int
+    hi_exp: int
+    rendered: int
+    verified: int
+    counts: dict[str, int]
+    serial: int | None  # the share holding the apex: the new serial, the input's
+    unsigned: int | None
+    duplicates: bool = False
+
+
+def _split(groups: list[list[_Element]], jobs: int) -> list[list[list[_Element]]]:
+    """``groups`` cut into up to ``jobs`` contiguous shares of about equal work (names
+    of the previous output, plus one per element)."""
+    if jobs <= 1 or len(groups) <= 1:
+        return [groups]
+    weights = [sum(e.hi - e.lo + 1 for e in g) for g in groups]
+    total = sum(weights)
+    shares: list[list[list[_Element]]] = [[]]
+    acc = 0
+    for g, w in zip(groups, weights, strict=True):
+        if shares[-1] and acc >= total * len(shares) / jobs and len(shares) < jobs:
+            shares.append([])
+        shares[-1].append(g)
+        acc += w
+    return shares
+
+
+def _in_processes(
+    work: Callable[[list[list[_Element]], KeyLike], _Partial],
+    shares: list[list[list[_Element]]],
+    key: KeyLike,
+    opener: KeyOpener | None,
+) -> list[_Partial]:
+    """``work`` on every share: the first in this process, the others in forked processes
+    (they inherit the plan copy-on-write and open the key themselves); results in order.
+    A :class:`Fallback` of any share wins, else the first share's error is raised."""
+    if len(shares) == 1:
+        return [work(shares[0], key)]
+    assert opener is not None
+    mp = multiprocessing.get_context("fork")
+    lock = mp.Lock()
+    procs: list[Any] = []
+    conns: list[Connection] = []
+    try:
+        for share in shares[1:]:
+            recv_end, send_end = mp.Pipe(duplex=False)
+            p = mp.Process(target=_child, args=(send_end, work, share, opener, lock), daemon=True)
+            p.start()
+            send_end.close()
+            procs.append(p)
+            conns.append(recv_end)
+        results: list[_Partial | None] = []
+        errors: list[BaseException] = []
+        try:
+            results.append(work(shares[0], key))
+        except (Fallback, DnssecCeremonyError) as exc:
+            errors.append(exc)
+        for i, conn in enumerate(conns, 1):
+            try:
+                kind, value = conn.recv()
+            except (EOFError, OSError):
+                procs[i - 1].join(timeout=5)
+                code = procs[i - 1].exitcode
+                errors.append(WorkerFailed(f"incremental worker {i} died (exit code {code})"))
+                continue
+            if kind == "ok":
+                results.append(value)
+            else:
+                errors.append(value)
+        fallback = next((e for e in errors if isinstance(e, Fallback)), None)
+        if fallback is not None:
+            raise fallback
+        if errors:
+            raise errors[0]
+        return [r for r in results if r is not None]
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for c in conns:
+            c.close()
+
+
+def _child(
+    conn: Connection,
+    work: Callable[[list[list[_Element]], KeyLike], _Partial],
+    share: list[list[_Element]],
+    opener: KeyOpener,
+    lock: Lock,
+) -> None:
+    try:
+        with lock:  # one token login at a time (see open_key_retrying)
+            key = open_key_retrying(opener)
+        conn.send(("ok", work(share, key)))
+    except Fallback as exc:
+        conn.send(("error", Fallback(str(exc))))
+    except BaseException as exc:  # sent to the parent, raised there
+        conn.send(("error", _picklable(exc)))
+    finally:
+        conn.close()
 
 
 class _Plan:
@@ -977,7 +1099,11 @@ class _Plan:
                 e.first_old = self.names[e.lo]
 
     # -- the whole plan ------------------------------------------------------------------
-    def run(self, delta: Delta, key: KeyLike) -> _Result:
+    def run(
+        self, delta: Delta, key: KeyLike, jobs: int = 1, opener: KeyOpener | None = None
+    ) -> _Result:
+        """Plan the elements (in this process), then parse, apply, sign, render and verify
+        them in up to ``jobs`` processes (runs are independent: each holds whole groups)."""
         origin = self.origin
         touched: dict[bytes, _Element] = {origin: _Element(origin, 0, 1)}
         for scratch in (delta.removed, delta.added):
@@ -985,29 +1111,87 @@ class _Plan:
                 c = apex_child(owner, origin)
                 if c not in touched:
                     touched[c] = _Element(c, *self.range_of(c))
+        for c in self._extras(touched, delta):
+            touched[c] = _Element(c, *self.range_of(c))
         elements = sorted(touched.values(), key=lambda e: (e.lo, canonical_key(e.child)))
+        # group into runs of elements adjacent in the previous output
+        groups: list[list[_Element]] = []
+        for e in elements:
+            if groups and groups[-1][-1].hi == e.lo:
+                groups[-1].append(e)
+            else:
+                groups.append([e])
+        if len(elements) < PARALLEL_MIN or opener is None:
+            jobs = 1
+        planned = frozenset(touched)
+
+        def work(part: list[list[_Element]], k: KeyLike) -> _Partial:
+            return self._work(part, k, delta, planned)
+
+        parts = _in_processes(work, _split(groups, jobs), key, opener)
+        return self._combine(parts)
+
+    def _extras(self, touched: dict[bytes, _Element], delta: Delta) -> dict[bytes, None]:
+        """The untouched subtrees before a touched one whose first name may change (their
+        last NSEC points to it). A superset is harmless (an unchanged subtree re-rendered
+        is its old text); :meth:`_work` checks that nothing needed is missing."""
+        origin = self.origin
+        added: dict[bytes, list[bytes]] = {}
+        for owner in delta.added:
+            added.setdefault(apex_child(owner, origin), []).append(owner)
+        extra: dict[bytes, None] = {}
+        for c, e in touched.items():
+            if c == origin or e.lo <= 1 or not self._first_may_change(e, delta, added.get(c)):
+                continue
+            p = apex_child(self.names[e.lo - 1], origin)
+            if p not in touched:
+                extra[p] = None
+        return extra
+
+    def _first_may_change(self, e: _Element, delta: Delta, added: list[bytes] | None) -> bool:
+        if e.hi == e.lo:
+            return True  # a new subtree
+        first = self.names[e.lo]
+        kf = canonical_key(first)
+        if added and any(o != first and canonical_key(o) < kf for o in added):
+            return True
+        gone = delta.removed.get(first)
+        if not gone or first in delta.added:
+            return False
+        # the records of ``first`` in P: its lines less RRSIG and NSEC lines (a lower bound)
+        block = self.pm[self.off[e.lo] : self.off[e.lo + 1]]
+        have = block.count(b"\n") - block.count(b"\tRRSIG\t") - block.count(b"\tNSEC\t")
+        removed = sum(len(set(ent[2])) for ent in gone if isinstance(ent[2], list))
+        return removed >= have
+
+    def _work(
+        self, groups: list[list[_Element]], key: KeyLike, delta: Delta, planned: frozenset[bytes]
+    ) -> _Partial:
+        elements = [e for g in groups for e in g]
         self._parse(elements)
-        self._apply(touched, delta)
+        mine = {e.child: e for e in elements}
+        duplicates = self._apply(mine, delta)
+        origin = self.origin
         for e in elements:
             names = sorted(e.new, key=canonical_key)
             e.first_new = names[0] if names else None
-        # the subtree before one whose first name changed: its last NSEC points elsewhere
-        extra: dict[bytes, _Element] = {}
-        for e in elements:
-            if e.child != origin and e.first_old != e.first_new and e.lo > 1:
-                c = apex_child(self.names[e.lo - 1], origin)
-                if c not in touched and c not in extra:
-                    extra[c] = _Element(c, *self.range_of(c))
-        if extra:
-            self._parse(list(extra.values()))
-            touched.update(extra)
-            elements = sorted(touched.values(), key=lambda e: (e.lo, canonical_key(e.child)))
-        return self._sign(elements, key, delta)
+            moved = e.child != origin and e.first_old != e.first_new and e.lo > 1
+            if moved and apex_child(self.names[e.lo - 1], origin) not in planned:
+                raise Fallback("a subtree whose NSEC changes was not planned")
+        part = self._sign(groups, key)
+        part.duplicates = duplicates
+        return part
 
-    def _apply(self, touched: dict[bytes, _Element], delta: Delta) -> None:
+    def _apply(self, touched: dict[bytes, _Element], delta: Delta) -> bool:
+        """Apply the delta's records under ``touched``; True when an added record was
+        there already."""
         origin = self.origin
+        duplicates = False
         for owner, ents in delta.removed.items():
-            node = touched[apex_child(owner, origin)].new.get(owner)
+            e = touched.get(apex_child(owner, origin))
+            if e is None:
+                continue
+            node = e.new.get(owner)
             for rtype, ttl, rds, _ in ents:
                 assert isinstance(rtype, int) and isinstance(rds, list)
                 have = node.get(rtype) if node is not None else None
@@ -1017,9 +1201,11 @@ class _Plan:
                 if not have[1]:
                     del node[rtype]
             if node is not None and not node:
-                del touched[apex_child(owner, origin)].new[owner]
+                del e.new[owner]
         for owner, ents in delta.added.items():
-            e = touched[apex_child(owner, origin)]
+            e = touched.get(apex_child(owner, origin))
+            if e is None:
+                continue
             node = e.new.setdefault(owner, {})
             for rtype, ttl, rds, _ in ents:
                 assert isinstance(rtype, int) and isinstance(ttl, int)
@@ -1032,34 +1218,23 @@ class _Plan:
                     continue
                 if have[0] != ttl:
                     raise Fallback("a changed line gives an RRset a second TTL")
-                if not delta.added_duplicates and have[1] & set(rds):
-                    delta.added_duplicates = True
+                if not duplicates and have[1] & set(rds):
+                    duplicates = True
                 have[1].update(rds)
             types = set(node)
             if T_CNAME in types and len(types) > 1:
                 raise Fallback("a CNAME beside other data")
-        for e in touched.values():
-            for node in e.new.values():
-                if T_DNAME in node and e.child == origin:
+        apex = touched.get(origin)
+        if apex is not None:
+            for content in (apex.new, apex.old):
+                if any(T_DNAME in node for node in content.values()):
                     raise Fallback("the apex holds a DNAME")
-            for node in e.old.values():
-                if T_DNAME in node and e.child == origin:
-                    raise Fallback("the apex holds a DNAME")
+        return duplicates
 
-    def _sign(self, elements: list[_Element], key: KeyLike, delta: Delta) -> _Result:
-        s = self.s
+    def _apex_serial(self, apex: _Element) -> tuple[bytes, int, int]:
+        """(the new SOA RDATA without its serial, the new serial, the input's serial)."""
         origin = self.origin
-        # group into runs of elements adjacent in the previous output
-        groups: list[list[_Element]] = []
-        for e in elements:
-            if groups and groups[-1][-1].hi == e.lo:
-                groups[-1].append(e)
-            else:
-                groups.append([e])
-        apex = elements[0]
-        assert apex.child == origin
-        apex_node = apex.new.get(origin, {})
-        soa = apex_node.get(T_SOA)
+        soa = apex.new.get(origin, {}).get(T_SOA)
         old_soa = apex.old.get(origin, {}).get(T_SOA)
         if soa is None or len(soa[1]) != 1 or old_soa is None:
             raise Fallback("the SOA changed shape")
@@ -1070,22 +1245,33 @@ class _Plan:
         unsigned = soa_fields(soa_rd).serial
         prev_soa = self.previous.get((origin, T_SOA))
         assert prev_soa is not None
+        s = self.s
         try:
             serial = new_serial(
                 s.serial_mode, unsigned, s.times.now, soa_fields(prev_soa.rdatas[0]).serial
             )
         except DnssecCeremonyError as exc:
             raise Fallback(f"the serial: {exc}") from None
+        return soa_rd, serial, unsigned
+
+    def _sign(self, groups: list[list[_Element]], key: KeyLike) -> _Partial:
+        s = self.s
+        origin = self.origin
+        neg = self.st.negative_ttl  # the apex's is checked equal in _apex_serial
+        soa_rd = b""
+        serial: int | None = None
+        unsigned: int | None = None
+        if groups and groups[0][0].child == origin:
+            soa_rd, serial, unsigned = self._apex_serial(groups[0][0])
         dnskey = next(rs for rs in s.apex_rrsets if rs.rtype == T_DNSKEY)
         sign = fast_signer(key)
-        counts = dict(self.st.counts)
+        counts = dict.fromkeys(_COUNT_KEYS, 0)
         runs: list[_Run] = []
         created = 0
         lo_exp, hi_exp = 0xFFFFFFFFFFFF, 0
         rendered = verified = 0
         old_cls = Classification()
         new_cls = Classification()
-        old_names = old_rrsets = old_chain = old_signed = 0
         by_owner: dict[bytes, list[int]] = {}
         for o, t in self.previous:
             by_owner.setdefault(o, []).append(t)
@@ -1093,14 +1279,16 @@ class _Plan:
             has_apex = g[0].child == origin
             lo, hi = g[0].lo, g[-1].hi
             wrap = self.names[hi] if hi < self.n else origin
-            old_names += hi - lo
+            counts["names"] -= hi - lo
             for e in g:
                 for owner in e.old:
                     for t in by_owner[owner]:
-                        old_rrsets += 1
-                        old_chain += t == T_NSEC
+                        counts["rrsets"] -= 1
+                        counts["chain"] -= t == T_NSEC
                         bundle = owner == origin and t in BUNDLE_TYPES
-                        old_signed += bool(self.previous[(owner, t)].sigs) and not bundle
+                        counts["rrsets_signed"] -= (
+                            bool(self.previous[(owner, t)].sigs) and not bundle
+                        )
             old_zone = _zone(origin, [e.old for e in g], serial=None)
             _add_cls(old_cls, _quiet_classify(old_zone, has_apex))
             zone = _zone(origin, [e.new for e in g], serial=None)
@@ -1108,6 +1296,7 @@ class _Plan:
                 runs.append(_Run(lo, hi, [], array("Q"), b""))
                 continue
             if has_apex:
+                assert serial is not None
                 node = zone.nodes[origin]
                 node[:] = [
                     rs._replace(rdatas=(soa_with_serial(soa_rd, serial),))
@@ -1149,18 +1338,25 @@ class _Plan:
             verified += part.rrsigs_verified
             rendered += len(zone.order)
             runs.append(_Run(lo, hi, zone.order, lengths, res.text))
-        if not runs or runs[0].lo != 0:
-            raise Fallback("the apex was not rendered")
-        counts["names"] -= old_names
-        counts["rrsets"] -= old_rrsets
-        counts["chain"] -= old_chain
-        counts["rrsets_signed"] -= old_signed
         for f in ("delegations", "secure_delegations", "glue_names", "occluded_names"):
             counts[f] += getattr(new_cls, f) - getattr(old_cls, f)
+        return _Partial(runs, created, lo_exp, hi_exp, rendered, verified, counts, serial, unsigned)
+
+    def _combine(self, parts: list[_Partial]) -> _Result:
+        head = parts[0]
+        if head.serial is None or head.unsigned is None or not head.runs or head.runs[0].lo:
+            raise Fallback("the apex was not rendered")
+        counts = dict(self.st.counts)
+        for p in parts:
+            for k, v in p.counts.items():
+                counts[k] += v
         return _Result(
-            runs, serial, unsigned, counts, created,
-            min(lo_exp, self.st.min_expiration), max(hi_exp, self.st.max_expiration),
-            rendered, verified,
+            [r for p in parts for r in p.runs], head.serial, head.unsigned, counts,
+            sum(p.created for p in parts),
+            min([p.lo_exp for p in parts] + [self.st.min_expiration]),
+            max([p.hi_exp for p in parts] + [self.st.max_expiration]),
+            sum(p.rendered for p in parts), sum(p.verified for p in parts),
+            any(p.duplicates for p in parts), len(parts),
         )  # fmt: skip
 
     # -- output --------------------------------------------------------------------------
@@ -1222,7 +1418,7 @@ class _Plan:
             max_inception=max(st.max_inception, self.s.times.now, self.s.times.inception),
             serial=result.serial,
             unsigned_serial=result.unsigned_serial,
-            no_duplicates=st.no_duplicates and not delta.added_duplicates,
+            no_duplicates=st.no_duplicates and not delta.added_duplicates and not result.duplicates,
             spans=spans,
             counts=result.counts,
             lengths=lengths,
