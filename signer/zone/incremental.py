@@ -42,6 +42,7 @@ import tempfile
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from multiprocessing.connection import Connection
@@ -91,6 +92,7 @@ FORMAT = 1
 STATE_SUFFIX = ".zsstate"
 INPUT_SUFFIX = ".zsstate.input"
 MAGIC = b"zonesigner-state\n"
+_STRIDE = 64  # range_of: one name's canonical key sampled per stride
 PARALLEL_MIN = 64  # fewer touched subtrees than this: one process
 MAX_CHANGED = 0.10  # more changed lines than this fraction of the input: sign in full
 HEADER_MAX = 1 << 20  # directives after the first MiB: sign in full
@@ -835,27 +837,45 @@ def sign_incremental(
         b = stack.enter_context(_mapped(new_f))
         if len(pm) != st.out_size or len(a) != st.input_size:
             raise Fallback("the previous signed zone or the input copy does not match its state")
-        if _sha256(pm) != st.out_sha256 or _sha256(a) != st.input_sha256:
-            raise Fallback("the previous signed zone or the input copy does not match its state")
+        # meanwhile (hashlib and file writes release the GIL): the SHA-256 of the previous
+        # output and of the input copy (checked before anything is written), and the new
+        # input's copy for the next state
+        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="zs-hash"))
+        hashes = pool.submit(lambda: (_sha256(pm), _sha256(a)))
+        copied = pool.submit(_copy_input, b, out)
+        stack.callback(_drop_copy, copied)
+
+        def check() -> None:
+            if hashes.result() != (st.out_sha256, st.input_sha256):
+                raise Fallback(
+                    "the previous signed zone or the input copy does not match its state"
+                )
+
         clock.lap("state")
-        lines = max(1, _count(a, b"\n"))
-        hunks = diff(a, b, int(lines * MAX_CHANGED))
-        clock.lap("diff")
-        delta = parse_changes(hunks, a, b, st, s.origin, zonefile)
-        clock.lap("parse_changes")
-        plan = _Plan(st, pm, s, previous)
-        result = plan.run(delta, key, jobs, opener)
-        clock.lap("sign")
+        try:
+            lines = max(1, _count(a, b"\n"))
+            hunks = diff(a, b, int(lines * MAX_CHANGED))
+            clock.lap("diff")
+            delta = parse_changes(hunks, a, b, st, s.origin, zonefile)
+            clock.lap("parse_changes")
+            plan = _Plan(st, pm, s, previous)
+            result = plan.run(delta, key, jobs, opener, clock)
+            clock.lap("sign")
+        except BaseException:
+            check()  # a state that does not match explains any failure
+            raise
+        check()
+        clock.lap("state_check")
         remove_state(out)
         digest = hashlib.sha256()
         try:
             with atomic_writer(out) as fh:
-                plan.write(fh, digest, result)
+                plan.write(fh, digest, result, pool)
         except OSError as exc:
             raise OutputError(f"{out}: cannot write the signed zone: {exc.strerror}") from None
         clock.lap("write")
         try:
-            size, sha, tmp = _copy_input(b, out)
+            size, sha, tmp = copied.result()
             os.replace(tmp, input_path(out))
             new_st = plan.new_state(result, delta, hunks, digest.hexdigest(), size, sha)
             _dump_state(state_path(out), new_st)
@@ -879,6 +899,12 @@ def sign_incremental(
             processes=result.processes,
         )
     raise AssertionError("unreachable")
+
+
+def _drop_copy(copied: Future[tuple[int, str, str]]) -> None:
+    """Remove the input copy's temporary file when it was not moved into place."""
+    with contextlib.suppress(Exception):  # no copy, or it was moved into place
+        os.unlink(copied.result()[2])
 
 
 def _sha256(buf: Buf) -> str:
@@ -1040,14 +1066,33 @@ class _Plan:
         if not self.n or self.names[0] != self.origin or self.off[-1] != st.out_size:
             raise Fallback("the state's index does not fit the previous signed zone")
         self.previous: Previous = {}
+        self.sample: list[bytes] | None = None  # canonical keys of every _STRIDE-th name
 
     # -- locating subtrees ---------------------------------------------------------------
     def range_of(self, child: bytes) -> tuple[int, int]:
+        """The names [lo, hi) of ``child``'s subtree in the previous output (lo == hi: none;
+        a new subtree goes there)."""
         if child == self.origin:
             return 0, 1
         kc = canonical_key(child)
-        lo = bisect_left(self.names, kc, 1, self.n, key=canonical_key)
-        hi = bisect_left(self.names, kc[:-1] + b"\x01", lo, self.n, key=canonical_key)
+        names = self.names
+        # the sampled keys narrow the search to one stride (bisect in C, no key function)
+        if self.sample is None:
+            self.sample = [canonical_key(names[i]) for i in range(0, self.n, _STRIDE)]
+        j = bisect_left(self.sample, kc)  # sample[j - 1] < kc <= sample[j]
+        lo = bisect_left(
+            names,
+            kc,
+            max(1, (j - 1) * _STRIDE + 1),
+            min(self.n, j * _STRIDE) if j < len(self.sample) else self.n,
+            key=canonical_key,
+        )
+        hi = lo
+        origin = self.origin
+        while hi < self.n and hi - lo < 8 and apex_child(names[hi], origin) == child:
+            hi += 1
+        if hi - lo == 8:  # a big subtree
+            hi = bisect_left(names, kc[:-1] + b"\x01", hi, self.n, key=canonical_key)
         return lo, hi
 
     def _parse(self, elements: list[_Element]) -> None:
@@ -1100,7 +1145,12 @@ class _Plan:
 
     # -- the whole plan ------------------------------------------------------------------
     def run(
-        self, delta: Delta, key: KeyLike, jobs: int = 1, opener: KeyOpener | None = None
+        self,
+        delta: Delta,
+        key: KeyLike,
+        jobs: int = 1,
+        opener: KeyOpener | None = None,
+        clock: _Clock | None = None,
     ) -> _Result:
         """Plan the elements (in this process), then parse, apply, sign, render and verify
         them in up to ``jobs`` processes (runs are independent: each holds whole groups)."""
@@ -1124,6 +1174,8 @@ class _Plan:
         if len(elements) < PARALLEL_MIN or opener is None:
             jobs = 1
         planned = frozenset(touched)
+        if clock is not None:
+            clock.lap("plan")
 
         def work(part: list[list[_Element]], k: KeyLike) -> _Partial:
             return self._work(part, k, delta, planned)
@@ -1360,25 +1412,31 @@ class _Plan:
         )  # fmt: skip
 
     # -- output --------------------------------------------------------------------------
-    def write(self, fh: IO[bytes], digest: Any, result: _Result) -> None:
+    def write(self, fh: IO[bytes], digest: Any, result: _Result, pool: Executor) -> None:
+        """The previous output's unchanged ranges and the new runs, in order; hashed in
+        ``pool``'s thread while this one writes."""
         view = memoryview(self.pm)
+        pieces: list[bytes | memoryview] = []
+        step = 1 << 24
         try:
             cur = 0
             for r in result.runs:
                 a = self.off[r.lo]
-                for x in range(cur, a, 1 << 24):
-                    block = view[x : min(a, x + (1 << 24))]
-                    digest.update(block)
-                    fh.write(block)
-                digest.update(r.text)
-                fh.write(r.text)
+                pieces.extend(view[x : min(a, x + step)] for x in range(cur, a, step))
+                pieces.append(r.text)
                 cur = self.off[r.hi]
             end = len(view)
-            for x in range(cur, end, 1 << 24):
-                block = view[x : min(end, x + (1 << 24))]
-                digest.update(block)
-                fh.write(block)
+            pieces.extend(view[x : min(end, x + step)] for x in range(cur, end, step))
+            hashed = pool.submit(_hash_all, digest, pieces)
+            try:
+                for piece in pieces:
+                    fh.write(piece)
+            finally:
+                hashed.result()
         finally:
+            for piece in pieces:
+                if isinstance(piece, memoryview):
+                    piece.release()
             view.release()
 
     def new_state(
@@ -1425,6 +1483,11 @@ class _Plan:
             namelens=namelens,
             blob=b"".join(blob),
         )
+
+
+def _hash_all(digest: Any, pieces: list[bytes | memoryview]) -> None:
+    for piece in pieces:
+        digest.update(piece)
 
 
 def _zone(origin: bytes, contents: list[Content], serial: int | None) -> Zone:
