@@ -211,6 +211,13 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
     digest = incremental.CountingDigest()
     progress = _Progress(job.progress)
     incremental.remove_state(job.out)
+    # the input is copied for the state while the workers sign (started once they forked)
+    copy = incremental.BackgroundCopy(job.zonefile, job.out, origin)
+
+    def progress_start(total: int) -> Callable[[int], None] | None:
+        copy.start()
+        return progress.start(total)
+
     try:
         # The workers render the signed text of their shards; it streams into the temporary
         # file, which is renamed over job.out only after self-verification passed.
@@ -233,14 +240,18 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
                     out=fh,
                     out_dir=str(Path(job.out).parent),
                     digest=digest,
-                    progress_start=progress.start,
+                    progress_start=progress_start,
                     want_index=True,
                 )
             finally:
                 progress.stop()
             signed_at = [time.perf_counter()]
     except OSError as exc:
+        copy.discard()
         raise OutputError(f"{job.out}: cannot write the signed zone: {exc.strerror}") from None
+    except BaseException:
+        copy.discard()
+        raise
     t.update(res.timings)
     mark = signed_at[0]
     lap("fsync_and_rename")
@@ -256,6 +267,7 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         out=job.out, zonefile=job.zonefile, stat_before=stat_before, settings=settings,
         index=res.index, digest=digest, serial=res.serial,
         min_expiration=res.min_expiration, max_expiration=res.max_expiration, counts=counts,
+        copy=copy,
     )  # fmt: skip
     if not_written:
         log.warning("no incremental state for %s: %s", job.out, not_written)

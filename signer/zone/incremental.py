@@ -410,6 +410,56 @@ def _copy_input(src: IO[bytes] | mmap.mmap | bytes, out: str) -> tuple[int, str,
     return size, h.hexdigest(), tmp
 
 
+@dataclass(frozen=True)
+class InputCopy:
+    """The unsigned input copied beside the output (temporary file) and its facts."""
+
+    size: int
+    sha256: str
+    tmp: str
+    facts: InputFacts
+
+
+def copy_input(zonefile: str, out: str, origin: bytes) -> InputCopy:
+    with open(zonefile, "rb") as fh:
+        size, sha, tmp = _copy_input(fh, out)
+    try:
+        with open(tmp, "rb") as fh, _mapped(fh) as data:
+            facts = input_facts(data, origin, sha)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return InputCopy(size, sha, tmp, facts)
+
+
+class BackgroundCopy:
+    """:func:`copy_input` in a thread while the workers sign (the parent only waits then;
+    hashing and file writes release the GIL). :meth:`start` it once the workers have
+    forked; :meth:`result` runs it here when it was not started."""
+
+    def __init__(self, zonefile: str, out: str, origin: bytes) -> None:
+        self.args = (zonefile, out, origin)
+        self.future: Future[InputCopy] | None = None
+
+    def start(self) -> None:
+        if self.future is None:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="zs-state")
+            self.future = pool.submit(copy_input, *self.args)
+            pool.shutdown(wait=False)
+
+    def result(self) -> InputCopy:
+        if self.future is None:
+            return copy_input(*self.args)
+        return self.future.result()
+
+    def discard(self) -> None:
+        """Wait for the copy and remove it (the sign failed)."""
+        if self.future is not None:
+            with contextlib.suppress(Exception):
+                os.unlink(self.future.result().tmp)
+
+
 def write_full_state(
     *,
     out: str,
@@ -422,17 +472,17 @@ def write_full_state(
     min_expiration: int,
     max_expiration: int,
     counts: dict[str, int],
+    copy: BackgroundCopy | None = None,
 ) -> str | None:
-    """Write ``out``'s state after a full sign; returns why not when it is not written."""
+    """Write ``out``'s state after a full sign; returns why not when it is not written.
+    ``copy``: the input's copy made meanwhile (else it is made now)."""
     origin = settings.origin
     try:
-        with open(zonefile, "rb") as fh:
-            size, sha, tmp = _copy_input(fh, out)
+        c = (copy or BackgroundCopy(zonefile, out, origin)).result()
+        size, sha, tmp, facts = c.size, c.sha256, c.tmp, c.facts
         try:
             if input_stat(zonefile) != stat_before or size != stat_before[0]:
                 return "the input changed while it was signed"
-            with open(tmp, "rb") as fh, _mapped(fh) as data:
-                facts = input_facts(data, origin, sha)
             with open(out, "rb") as fh:
                 apex_block = fh.read(index.lengths[0]) if index.lengths else b""
             bundle_lines = sum(len(rs.rdatas) for rs in settings.apex_rrsets)
@@ -466,7 +516,7 @@ def write_full_state(
                 spans=facts.spans,
                 counts=counts,
                 lengths=array("Q", index.lengths),
-                namelens=array("B", [len(n) for n in index.names]),
+                namelens=array("B", map(len, index.names)),
                 blob=b"".join(index.names),
             )
             os.replace(tmp, input_path(out))
