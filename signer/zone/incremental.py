@@ -698,16 +698,19 @@ def _check_line(line: bytes, where: str) -> bool:
 def _after_hunk(buf: Buf, pos: int) -> None:
     """The first line with a record after a hunk must name its owner (it would otherwise
     take the owner of a changed line)."""
-    window = _window(buf, pos, 64)
-    for s, e in window:
-        body = buf[s:e].strip()
-        if not body or body.startswith(b";"):
-            continue
-        if buf[s : s + 1] in (b" ", b"\t", b"\r"):
-            raise Fallback("a line without owner follows a changed line")
-        return
-    if len(window) == 64:
-        raise Fallback("many blank lines follow a changed line")
+    size = len(buf)
+    for _ in range(64):  # lines looked at one by one: usually the first holds a record
+        if pos >= size:
+            return
+        eol = buf.find(b"\n", pos)
+        end = size if eol < 0 else eol + 1
+        body = buf[pos:end].strip()
+        if body and not body.startswith(b";"):
+            if buf[pos : pos + 1] in (b" ", b"\t", b"\r"):
+                raise Fallback("a line without owner follows a changed line")
+            return
+        pos = end
+    raise Fallback("many blank lines follow a changed line")
 
 
 def _lines_between(buf: Buf, lo: int, hi: int) -> Iterator[bytes]:
