@@ -381,14 +381,16 @@ def bench_size(
 def ratios(runs: list[Run]) -> list[str]:
     out = []
 
-    def find(tool: str, mode: str, variant: str, jobs: int) -> Run | None:
-        for r in runs:
-            if (r.tool, r.mode, r.variant, r.jobs) == (tool, mode, variant, jobs) and r.ok:
-                return r
-        return None
-
     sizes = sorted({r.size for r in runs})
     for size in sizes:
+
+        def find(tool: str, mode: str, variant: str, jobs: int, size: int = size) -> Run | None:
+            for r in runs:
+                key = (r.size, r.tool, r.mode, r.variant, r.jobs)
+                if key == (size, tool, mode, variant, jobs) and r.ok:
+                    return r
+            return None
+
         rs = [r for r in runs if r.size == size]
         jmax = max(r.jobs for r in rs)
         for mode in sorted({r.mode for r in rs}):
@@ -476,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in (int(x) for x in a.sizes.split(",")):
         runs.extend(bench_size(size, work, jobs_list, modes, now))
         if not a.keep:
-            for p in (work / f"n{size}").glob("*.signed"):
+            for p in (work / f"n{size}").glob("*.signed*"):
                 p.unlink()
     print("\nratios:")
     lines = ratios(runs)

@@ -318,12 +318,19 @@ def _hash_children(zone_origin: bytes, count: int) -> list[bytes]:
 
 
 def sample_boundaries(
-    path: str, zone_origin: bytes, n: int, *, nsec3: bool = False, samples: int = 4096
+    path: str,
+    zone_origin: bytes,
+    n: int,
+    *,
+    nsec3: bool = False,
+    samples: int = 4096,
+    nsec3_share: float = 1.0,
 ) -> list[bytes]:
     """Up to ``n - 1`` sorted, distinct canonical keys of apex children: quantiles of the
     owners at ``samples`` evenly spaced offsets of the file (each reduced to its apex-child
     ancestor; the apex, names outside the zone and unparsable lines skipped).  ``nsec3``
-    mixes in as many uniformly spread hash-like apex children (NSEC3 owners)."""
+    mixes in ``nsec3_share`` times as many uniformly spread hash-like apex children (NSEC3
+    owners: with opt-out only secure delegations get one, so they weigh less)."""
     size = _file_size(path)
     if n <= 1 or size == 0:
         return []
@@ -345,7 +352,7 @@ def sample_boundaries(
             if owner != zone_origin and is_subdomain(owner, zone_origin):
                 children.append(_apex_child(owner, zone_origin))
     if nsec3:
-        children += _hash_children(zone_origin, len(children))
+        children += _hash_children(zone_origin, round(len(children) * nsec3_share))
     keys = sorted(canonical_key(c) for c in children)
     if not keys:
         return []

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
+import itertools
 import struct
 
 from signer.errors import CheckFailed, InputError
@@ -28,6 +30,7 @@ from signer.zone.model import (
     T_RRSIG,
     RRset,
     Zone,
+    canonical_key,
     name_to_text,
     parent_of,
     type_bitmap,
@@ -177,10 +180,14 @@ def nsec3_owner(h: bytes, origin: bytes) -> bytes:
 
 
 def insert_nsec3(zone: Zone, records: list[tuple[bytes, bytes]], ttl: int) -> None:
-    """Add the NSEC3 records ``(hash, rdata)`` as ``KIND_NSEC3`` nodes; re-sorts the zone."""
+    """Add the NSEC3 records ``(hash, rdata)`` as ``KIND_NSEC3`` nodes; keeps ``zone.order``
+    canonical. Records in hash order (as :func:`link_chain` returns them) have their owners
+    in canonical order too (base32hex preserves order): they are merged into the order
+    rather than the whole zone sorted again (no list of every name's sort key)."""
     origin = zone.origin
     kinds = zone.kinds
     nodes = zone.nodes
+    owners = []
     for h, rdata in records:
         owner = nsec3_owner(h, origin)
         if owner in nodes:
@@ -189,7 +196,12 @@ def insert_nsec3(zone: Zone, records: list[tuple[bytes, bytes]], ttl: int) -> No
             )
         nodes[owner] = [RRset(owner, T_NSEC3, ttl, (rdata,))]
         kinds[owner] = KIND_NSEC3
-    zone.sort()
+        owners.append(owner)
+    in_order = all(a < b for a, b in itertools.pairwise(owners))  # same length and suffix
+    if in_order and len(zone.order) + len(owners) == len(nodes):
+        zone.order = list(heapq.merge(zone.order, owners, key=canonical_key))
+    else:
+        zone.sort()
 
 
 def add_nsec3(
