@@ -172,10 +172,10 @@ def test_output_index_locates_every_name(tmp_path: Path, small_chunks: None) -> 
             )  # fmt: skip
         data = out.read_bytes()
         idx = res.index
-        assert idx is not None and len(idx.names) == len(idx.lengths) == res.names
+        assert idx is not None and len(idx.names()) == len(idx.lengths) == res.names
         assert sum(idx.lengths) == len(data)
         pos = 0
-        for name, n in zip(idx.names, idx.lengths, strict=True):
+        for name, n in zip(idx.names(), idx.lengths, strict=True):
             owners = {ln.split(b"\t")[0] for ln in data[pos : pos + n].splitlines()}
             assert owners == {name_to_text(name).encode()}
             pos += n

@@ -211,12 +211,9 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
     digest = incremental.CountingDigest()
     progress = _Progress(job.progress)
     incremental.remove_state(job.out)
-    # the input is copied for the state while the workers sign (started once they forked)
+    # the input is copied for the state while the workers load (started once they forked;
+    # early, while they are far from their peak memory: the scan maps the whole input)
     copy = incremental.BackgroundCopy(job.zonefile, job.out, origin)
-
-    def progress_start(total: int) -> Callable[[int], None] | None:
-        copy.start()
-        return progress.start(total)
 
     try:
         # The workers render the signed text of their shards; it streams into the temporary
@@ -240,7 +237,8 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
                     out=fh,
                     out_dir=str(Path(job.out).parent),
                     digest=digest,
-                    progress_start=progress_start,
+                    progress_start=progress.start,
+                    meanwhile=copy.start,
                     want_index=True,
                 )
             finally:

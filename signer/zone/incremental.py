@@ -515,9 +515,9 @@ def write_full_state(
                 apex_ok=_apex_ok(apex_block, settings.apex_rrsets),
                 spans=facts.spans,
                 counts=counts,
-                lengths=array("Q", index.lengths),
-                namelens=array("B", map(len, index.names)),
-                blob=b"".join(index.names),
+                lengths=index.lengths,
+                namelens=index.namelens,
+                blob=index.blob,
             )
             os.replace(tmp, input_path(out))
             tmp = ""

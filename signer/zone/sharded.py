@@ -197,11 +197,27 @@ class SignReport:
 
 @dataclass(frozen=True)
 class OutputIndex:
-    """Where each name's text is in the signed output: ``names`` in output (canonical)
-    order and the length in bytes of each one's block of lines."""
+    """Where each name's text is in the signed output, compactly (it crosses a pipe and
+    stays in the parent for the state): the names in output (canonical) order as one
+    ``blob`` of wire names with each one's length in ``namelens``, and the length in bytes
+    of each name's block of lines in ``lengths``."""
 
-    names: list[bytes]
+    blob: bytes
+    namelens: array[int]
     lengths: array[int]
+
+    @classmethod
+    def of(cls, names: list[bytes], lengths: array[int]) -> OutputIndex:
+        return cls(b"".join(names), array("B", map(len, names)), lengths)
+
+    def names(self) -> list[bytes]:
+        out = []
+        pos = 0
+        blob = self.blob
+        for n in self.namelens:
+            out.append(blob[pos : pos + n])
+            pos += n
+        return out
 
 
 class ShardWorker:
@@ -399,7 +415,7 @@ class ShardWorker:
         return SignReport(
             created, reused, signed, lo if signed else 0, hi, len(order),
             rrsets, chain, written, verdicts,
-            OutputIndex(order, lengths) if lengths is not None else None,
+            OutputIndex.of(order, lengths) if lengths is not None else None,
         )  # fmt: skip
 
 
@@ -655,6 +671,7 @@ def sign_sharded(
     digest: Any,
     progress_start: Callable[[int], Callable[[int], None] | None] | None = None,
     want_index: bool = False,
+    meanwhile: Callable[[], None] | None = None,
 ) -> ShardedResult:
     """Sign ``zonefile`` into ``out`` (the open temporary output file), updating ``digest``.
 
@@ -662,7 +679,9 @@ def sign_sharded(
     file system, and the caller can write there). ``key``: the ZSK already opened by the caller (used when there is one shard; workers
     open their own). ``progress_start(total)`` is called once the RRset count is known and
     returns the per-batch progress callback. ``want_index``: return the
-    :class:`OutputIndex` of the output (:attr:`ShardedResult.index`).
+    :class:`OutputIndex` of the output (:attr:`ShardedResult.index`). ``meanwhile``: called
+    once the workers are forked, before they load (to start a thread of the caller's own:
+    starting it before the fork would copy its state into every worker).
     """
     if denial.mode == "nsec3":
         check_iterations(denial.iterations)
@@ -710,6 +729,8 @@ def sign_sharded(
 
     pool = _Pool(plan, opener, key, progress)
     try:
+        if meanwhile is not None:
+            meanwhile()  # the workers exist: no fork happens after this
         lap("start")
         nz, np_, apex_dname = _load(pool, plan, chunks, prev_chunks)
         lap("load")
@@ -763,6 +784,7 @@ def sign_sharded(
         lap("write")
         shard_seconds = dict(pool.seconds)
         shard_peak = dict(pool.peak_mb)
+        shard_peak["parent"] = [_peak_rss_mb()]
     finally:
         pool.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -795,13 +817,13 @@ def sign_sharded(
 
 
 def _join_index(parts: Sequence[OutputIndex | None]) -> OutputIndex:
-    names: list[bytes] = []
+    namelens: array[int] = array("B")
     lengths: array[int] = array("Q")
     for p in parts:
         assert p is not None
-        names.extend(p.names)
+        namelens.extend(p.namelens)
         lengths.extend(p.lengths)
-    return OutputIndex(names, lengths)
+    return OutputIndex(b"".join(p.blob for p in parts if p is not None), namelens, lengths)
 
 
 def _load(
