@@ -153,8 +153,6 @@ def parse_iso_utc(text: str) -> int:
     return calendar.timegm(dt.utctimetuple())
 
 
-
-
 # -- lexing -----------------------------------------------------------------------------------
 
 

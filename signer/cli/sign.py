@@ -300,6 +300,18 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         "rrsigs_per_second": round(res.created / sign_seconds) if sign_seconds else None,
         "min_expiration": time_text(res.min_expiration) if res.min_expiration else None,
         "max_expiration": time_text(res.max_expiration) if res.max_expiration else None,
+        **_key_fields(job, bundle, dk),
+        "verification": report.summary(),
+        "timings": t,
+        "shard_timings": res.shard_seconds,
+        "shard_peak_rss_mb": res.shard_peak_mb,
+        "incremental": inc,
+    }
+
+
+def _key_fields(job: SignJob, bundle: Bundle, dk: DnsKey) -> dict[str, Any]:
+    """The summary's bundle and ZSK fields (full and incremental signs alike)."""
+    return {
         "bundle": {
             "id": bundle.id,
             "inception": time_text(bundle.inception),
@@ -307,11 +319,6 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
             "bundles_run_out": time_text(job.response.end),
         },
         "zsk": {"key_tag": dk.key_tag, "algorithm": int(dk.algorithm)},
-        "verification": report.summary(),
-        "timings": t,
-        "shard_timings": res.shard_seconds,
-        "shard_peak_rss_mb": res.shard_peak_mb,
-        "incremental": inc,
     }
 
 
@@ -352,13 +359,7 @@ def _incremental_summary(
         "rrsigs_per_second": None,
         "min_expiration": time_text(o.min_expiration) if o.min_expiration else None,
         "max_expiration": time_text(o.max_expiration) if o.max_expiration else None,
-        "bundle": {
-            "id": bundle.id,
-            "inception": time_text(bundle.inception),
-            "expiration": time_text(bundle.expiration),
-            "bundles_run_out": time_text(job.response.end),
-        },
-        "zsk": {"key_tag": dk.key_tag, "algorithm": int(dk.algorithm)},
+        **_key_fields(job, bundle, dk),
         "verification": {
             "level": "full",
             "scope": "re-signed names",

@@ -71,7 +71,7 @@ from signer.zone.model import (
 from signer.zone.nsec import add_nsec
 from signer.zone.rules import Classification, classify
 from signer.zone.serial import new_serial
-from signer.zone.sharded import Denial, OutputIndex, VerifySpec, WorkerFailed, _picklable
+from signer.zone.sharded import Denial, OutputIndex, VerifySpec, WorkerFailed, picklable_error
 from signer.zone.signing import (
     BUNDLE_TYPES,
     KeyLike,
@@ -1101,7 +1101,7 @@ def _child(
     except Fallback as exc:
         conn.send(("error", Fallback(str(exc))))
     except BaseException as exc:  # sent to the parent, raised there
-        conn.send(("error", _picklable(exc)))
+        conn.send(("error", picklable_error(exc)))
     finally:
         conn.close()
 

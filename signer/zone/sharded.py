@@ -601,7 +601,7 @@ def _worker_main(conn: Connection, plan: Plan, index: int, opener: KeyOpener, lo
         try:
             result = getattr(worker, method)(*args)
         except BaseException as exc:
-            conn.send(("error", _picklable(exc)))
+            conn.send(("error", picklable_error(exc)))
             continue
         conn.send(("ok", (result, round(time.perf_counter() - started, 3), _peak_rss_mb())))
         del result  # not kept alive through the next stage (NSEC3: the shard's hashes)
@@ -619,7 +619,7 @@ def _peak_rss_mb() -> int:
     return 0
 
 
-def _picklable(exc: BaseException) -> BaseException:
+def picklable_error(exc: BaseException) -> BaseException:
     if isinstance(exc, DnssecCeremonyError):
         with contextlib.suppress(Exception):  # not picklable: sent as text below
             pickle.dumps(exc)
