@@ -106,12 +106,25 @@ def import_args(
     return [*args, str(skr)]
 
 
+def _distinct_tag_keys() -> tuple[SoftKey, SoftKey]:
+    """A ZSK and a KSK whose key tags, REVOKE tags included, all differ: random keys share
+    one about once in 16,000 pairs, and KSR-KEYTAG-COLLISION (rightly) refuses them."""
+    while True:
+        zsk = SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=False)
+        ksk = SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=True)
+        keys = (zsk.dnskey, ksk.dnskey)
+        tags = [k.key_tag for k in keys] + [k.revoked().key_tag for k in keys]
+        if len(set(tags)) == len(tags):
+            return zsk, ksk
+
+
 def make_exchange(where: Path) -> Exchange:
     """Policy, ZSK and KSK files, a KSR (+ manifest) and its SKR (+ manifest) in ``where``."""
     where.mkdir(parents=True, exist_ok=True)
     zsk, ksk = where / "zsk.pem", where / "ksk.pem"
-    zsk.write_bytes(SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=False).to_pem())
-    ksk.write_bytes(SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=True).to_pem())
+    zsk_key, ksk_key = _distinct_tag_keys()
+    zsk.write_bytes(zsk_key.to_pem())
+    ksk.write_bytes(ksk_key.to_pem())
     policy = where / "policy.yaml"
     policy.write_text(policy_yaml({"k1": str(ksk)}))
     ksr, skr = where / "q.ksr", where / "q.skr"
