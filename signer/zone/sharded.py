@@ -46,6 +46,7 @@ import traceback
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Lock
@@ -500,6 +501,7 @@ class _Pool:
         self.seconds: dict[str, list[float]] = {}  # per stage, each worker's busy time
         self.peak_mb: dict[str, list[int]] = {}  # per stage, each worker's peak RSS after it
         self.local: ShardWorker | None = None
+        self.closed = False
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
         if plan.shards == 1:
@@ -570,6 +572,9 @@ class _Pool:
         return results
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         for conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.send(None)
@@ -761,6 +766,7 @@ def sign_sharded(
             progress_cb[0] = progress_start(total)
         lap("denial")
         signed: list[SignReport] = pool.call("sign", sign_args)
+        pool.close()  # the workers exit (and give their memory back) before what follows
         lap("sign")
         verdicts = [b for s in signed for b in s.verification]
         t["verify_in_shards"] = round(
@@ -768,21 +774,30 @@ def sign_sharded(
         )
         for number, b in enumerate(verdicts):
             b.index = number  # batch 0 holds the apex (verify_shard was told so)
-        report = dataclasses.replace(
-            combine_shards(verdicts, origin=origin, level=verify.level, nsec3param=head.nsec3param),
-            processes=n,
-        )
-        lap("verify")
-        for i in range(n):
-            part = os.path.join(tmpdir, f"part-{i}.txt")
-            with open(part, "rb") as fh:
-                while True:
-                    block = fh.read(_COPY)
-                    if not block:
-                        break
-                    digest.update(block)
-                    out.write(block)
-            os.unlink(part)
+
+        def combine() -> VerifyReport:
+            started = time.perf_counter()
+            combined = combine_shards(
+                verdicts, origin=origin, level=verify.level, nsec3param=head.nsec3param
+            )
+            t["verify"] = round(time.perf_counter() - started, 3)
+            return dataclasses.replace(combined, processes=n)
+
+        # the checks across shards run while the parts are copied into the output (hashing
+        # and writing mostly release the GIL); a failure still stops the rename
+        with ThreadPoolExecutor(1, thread_name_prefix="zs-verify") as ex:
+            combined = ex.submit(combine)
+            for i in range(n):
+                part = os.path.join(tmpdir, f"part-{i}.txt")
+                with open(part, "rb") as fh:
+                    while True:
+                        block = fh.read(_COPY)
+                        if not block:
+                            break
+                        digest.update(block)
+                        out.write(block)
+                os.unlink(part)
+            report = combined.result()
         lap("write")
         shard_seconds = dict(pool.seconds)
         shard_peak = dict(pool.peak_mb)
