@@ -106,23 +106,22 @@ def import_args(
     return [*args, str(skr)]
 
 
-def _distinct_tag_keys() -> tuple[SoftKey, SoftKey]:
-    """A ZSK and a KSK whose key tags, REVOKE tags included, all differ: random keys share
-    one about once in 16,000 pairs, and KSR-KEYTAG-COLLISION (rightly) refuses them."""
+def distinct_tag_keys(*ksk: bool) -> tuple[SoftKey, ...]:
+    """ECDSA P-256 keys (a KSK where ``ksk[i]``) whose key tags, REVOKE tags included, all
+    differ: random keys share one now and then, and KSR-KEYTAG-COLLISION (rightly) refuses
+    them."""
     while True:
-        zsk = SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=False)
-        ksk = SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=True)
-        keys = (zsk.dnskey, ksk.dnskey)
-        tags = [k.key_tag for k in keys] + [k.revoked().key_tag for k in keys]
+        keys = tuple(SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=k) for k in ksk)
+        tags = [k.dnskey.key_tag for k in keys] + [k.dnskey.revoked().key_tag for k in keys]
         if len(set(tags)) == len(tags):
-            return zsk, ksk
+            return keys
 
 
 def make_exchange(where: Path) -> Exchange:
     """Policy, ZSK and KSK files, a KSR (+ manifest) and its SKR (+ manifest) in ``where``."""
     where.mkdir(parents=True, exist_ok=True)
     zsk, ksk = where / "zsk.pem", where / "ksk.pem"
-    zsk_key, ksk_key = _distinct_tag_keys()
+    zsk_key, ksk_key = distinct_tag_keys(False, True)
     zsk.write_bytes(zsk_key.to_pem())
     ksk.write_bytes(ksk_key.to_pem())
     policy = where / "policy.yaml"

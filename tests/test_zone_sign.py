@@ -21,6 +21,7 @@ from signer.cli.main import cli
 from signer.dnskey import make_ds
 from signer.keys.soft import SoftKey
 from signer.rrsig import sign_rrset, time_text
+from tests.manifestkit import distinct_tag_keys
 
 DATA = Path(__file__).parent / "data" / "zones"
 DAY = 86400
@@ -37,23 +38,9 @@ class Setup:
     other_zsk: Path
 
 
-def _distinct_tag_keys() -> tuple[SoftKey, SoftKey, SoftKey]:
-    """KSK, ZSK and a second ZSK whose key tags, REVOKE tags included, all differ (random
-    keys share one now and then, and a tag collision is rightly refused)."""
-    while True:
-        keys = (
-            SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=True),
-            SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=False),
-            SoftKey.generate(Algorithm.ECDSAP256SHA256, ksk=False),
-        )
-        tags = [k.dnskey.key_tag for k in keys] + [k.dnskey.revoked().key_tag for k in keys]
-        if len(set(tags)) == len(tags):
-            return keys
-
-
 def _make(tmp_path: Path, *, start: int = NOW - DAY, length: int = 20 * DAY) -> Setup:
     z = dns.name.from_text("example.")
-    ksk, zsk, other = _distinct_tag_keys()
+    ksk, zsk, other = distinct_tag_keys(True, False, False)
     keys = (ksk.dnskey, zsk.dnskey)
     unsigned = Bundle("b1", start, start + length, 3600, keys)
     sig = sign_rrset(unsigned.dnskey_rrset(z), ksk, z, unsigned.inception, unsigned.expiration)
