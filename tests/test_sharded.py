@@ -49,6 +49,33 @@ def test_multi_chunk_multi_shard_output_identical(tmp_path: Path, small_chunks: 
     _validators(tmp_path / "j3")
 
 
+@pytest.mark.parametrize("policy", ["nsec", "nsec3", "nsec3-optout"])
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_many_shards_per_worker_identical(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch, policy: str, jobs: str
+) -> None:
+    # a big zone is cut into SPREAD shards per worker, taken one at a time by free workers
+    s = _setup(tmp_path, generated_zone(1500))
+    extra: tuple[str, ...] = ()
+    if policy != "nsec":
+        from tests.zone_testlib import write_policy
+
+        pol = tmp_path / "p.yaml"
+        write_policy(pol, "example.", nsec3=True, optout=policy == "nsec3-optout")
+        extra = ("--policy", str(pol))
+    ref = _summary(s, tmp_path / "ref", "--jobs", "1", *extra)
+    assert ref["shards"] == 1
+    monkeypatch.setattr(sharded, "SHARD_BYTES", 1)  # inherited by the forked workers
+    many = _summary(s, tmp_path / "many", "--jobs", jobs, "--verify", "full", *extra)
+    assert many["shards"] == sharded.SPREAD * int(jobs)
+    assert many["sign_processes"] == int(jobs)
+    assert many["load_chunks"] == many["shards"]
+    assert (tmp_path / "ref").read_bytes() == (tmp_path / "many").read_bytes()
+    assert ref["counts"] == many["counts"]
+    if jobs == "2":
+        _validators(tmp_path / "many", policy == "nsec3-optout")
+
+
 @pytest.mark.parametrize("optout", [False, True])
 def test_nsec3_across_shards_identical(tmp_path: Path, small_chunks: None, optout: bool) -> None:
     s = _setup(tmp_path, generated_zone(2000))
@@ -111,8 +138,8 @@ def test_dead_worker_fails_loudly_without_output(
     tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # fault injection: a worker process dies in the middle of signing (as on an OOM kill)
-    def die(self: sharded.ShardWorker, *args: object) -> None:
-        if self.index == 1:
+    def die(self: sharded.ShardWorker, shard: int, *args: object) -> None:
+        if shard == 1:  # handed to worker 1 (tasks start in order, one per free worker)
             os._exit(9)
 
     s = _setup(tmp_path, generated_zone(1000))

@@ -282,6 +282,7 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         "now": time_text(job.now),
         "jobs": job.jobs,
         "sign_processes": res.processes,
+        "shards": res.shards,
         "load_chunks": res.load_chunks,
         "denial": job.denial + (" opt-out" if job.denial == "nsec3" and job.nsec3_optout else ""),
         "counts": {
@@ -341,6 +342,7 @@ def _incremental_summary(
         "now": time_text(job.now),
         "jobs": job.jobs,
         "sign_processes": o.processes,
+        "shards": 0,
         "load_chunks": 0,
         "denial": job.denial,
         "counts": {

@@ -258,6 +258,28 @@ def split_nodes(nodes: Scratch, boundaries: Sequence[bytes]) -> list[Scratch]:
     return parts
 
 
+def split_nodes_first(
+    nodes: Scratch, boundaries: Sequence[bytes]
+) -> tuple[list[Scratch], list[bytes | None]]:
+    """:func:`split_nodes`, and each part's first owner in canonical order (None: empty)."""
+    parts: list[Scratch] = [{} for _ in range(len(boundaries) + 1)]
+    lows: list[bytes | None] = [None] * len(parts)
+    if not nodes:
+        return parts, lows
+    mins: list[tuple[bytes, bytes] | None] = [None] * len(parts)
+    for owner, ents in nodes.items():
+        key = canonical_key(owner)
+        b = bisect_right(boundaries, key) if boundaries else 0
+        parts[b][owner] = ents
+        m = mins[b]
+        if m is None or key < m[0]:
+            mins[b] = (key, owner)
+    for b, m in enumerate(mins):
+        if m is not None:
+            lows[b] = m[1]
+    return parts, lows
+
+
 def merge_nodes(parts: Sequence[tuple[Scratch, list[str]]], zone_origin: bytes) -> Zone:
     """One shard's :class:`Zone` (nodes only) from the scratch nodes of several chunks, given
     in file order with each chunk's file table.  Records of one owner and type are one RRset;

@@ -63,8 +63,9 @@ from signer.zone.chunkload import (
     merge_nodes,
     plan_chunks,
     sample_boundaries,
-    split_nodes,
+    split_nodes_first,
 )
+from signer.zone.loader import Scratch
 from signer.zone.model import (
     KIND_APEX,
     KIND_AUTH,
@@ -119,6 +120,11 @@ RANGE_NAMES = 4096  # names signed and rendered per batch (and per progress repo
 NSEC3_OPTOUT_SHARE = 0.35
 SAMPLE_MIN = 200  # --verify sample: at least this many signatures verified in all (if any)
 MIN_CHUNK = 1 << 20  # smaller zone files are parsed by one worker (tests lower it)
+# A big zone is cut into up to SPREAD shards per worker, each of at least SHARD_BYTES of zone
+# file: a worker holds one shard (or one chunk) at a time. 1M delegations, 2 workers: peak RSS
+# per worker ~560 -> ~150 MB (tests lower SHARD_BYTES to get many shards from small zones).
+SPREAD = 8
+SHARD_BYTES = 4 << 20
 _COPY = 1 << 20
 
 
@@ -155,6 +161,7 @@ class Plan:
     serial_mode: str
     apex_rrsets: tuple[RRset, ...]  # DNSKEY/CDS/CDNSKEY from the bundle, with their RRSIGs
     want_index: bool = False  # return each shard's names and text lengths (OutputIndex)
+    workers: int = 1  # processes (at most the number of shards)
 
     @property
     def shards(self) -> int:
@@ -166,6 +173,18 @@ class LoadReport:
     records: int
     zone_meta: tuple[ChunkState | None, bool] | None  # (end_state, needs_previous_ttl)
     prev_meta: tuple[ChunkState | None, bool] | None
+    apex_dname: bool
+    firsts: list[bytes | None]  # per shard: its first owner in this chunk (canonical order)
+    apex_soa: tuple[int, bytes] | None  # (TTL, RDATA) of the first apex SOA in this chunk
+    names: int  # owners in this chunk of the zone
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the load stage left in the temporary directory."""
+
+    zone_chunks: int
+    prev_chunks: int
     apex_dname: bool
 
 
@@ -195,7 +214,8 @@ class SignReport:
     chain: int
     part_bytes: int
     verification: list[ShardVerification]  # one per batch, in order
-    index: OutputIndex | None = None
+    index: OutputIndex | None
+    merge: MergeReport  # NSEC3: hashed is empty (see ShardWorker.prepare)
 
 
 @dataclass(frozen=True)
@@ -224,93 +244,120 @@ class OutputIndex:
 
 
 class ShardWorker:
-    """The stages of one shard; runs in a forked worker or, with one shard, in-process."""
+    """The stages, shard by shard: one per worker process (in-process with one worker).
+
+    It keeps no zone data between calls: every stage reads what it needs from the private
+    temporary directory (the load stage's pieces) and returns a small report, so a worker
+    holds one chunk or one shard at a time, and any worker can take any shard."""
 
     def __init__(
         self,
         plan: Plan,
-        index: int,
         opener: KeyOpener,
         progress: Callable[[int], None] | None = None,
         key: KeyLike | None = None,
         key_lock: Lock | None = None,
     ) -> None:
         self.plan = plan
-        self.index = index
         self.opener = opener
         self.progress = progress
         self.key = key
         self.key_lock = key_lock
-        self.own: dict[tuple[str, int], tuple[dict[bytes, list[list[object]]], list[str]]] = {}
-        self.zone: Zone | None = None
-        self.previous: Previous | None = None
+        # one shard: its pieces stay in memory (nothing to hand to another process)
+        self.kept: dict[str, tuple[Scratch, list[str]]] = {}
 
     # -- stage 2 ---------------------------------------------------------------------------
     def load(self, zone_chunk: Chunk | None, prev_chunk: Chunk | None, ci: int) -> LoadReport:
+        plan = self.plan
         records = 0
         apex_dname = False
+        apex_soa: tuple[int, bytes] | None = None
+        firsts: list[bytes | None] = []
+        names = 0
         metas: list[tuple[ChunkState | None, bool] | None] = []
         for tag, chunk in (("z", zone_chunk), ("p", prev_chunk)):
             if chunk is None:
                 metas.append(None)
                 continue
-            res: ChunkResult = load_chunk(chunk, self.plan.origin, allow_dnssec=tag == "p")
+            res: ChunkResult = load_chunk(chunk, plan.origin, allow_dnssec=tag == "p")
             records += res.records
             if tag == "z":
-                apex = res.nodes.get(self.plan.origin, ())
+                apex = res.nodes.get(plan.origin, ())
                 apex_dname = any(ent[0] == T_DNAME for ent in apex)
+                apex_soa = _first_soa(apex)
             metas.append((res.end_state, res.needs_previous_ttl))
-            parts = split_nodes(res.nodes, self.plan.boundaries)
+            parts, mins = split_nodes_first(res.nodes, plan.boundaries)
+            if tag == "z":
+                firsts = mins
+                names = len(res.nodes)
             for b, part in enumerate(parts):
-                if b == self.index:
-                    self.own[(tag, ci)] = (part, res.paths)
-                elif part:
-                    with open(self._part_path(tag, b, ci), "wb") as fh:
-                        pickle.dump((part, res.paths), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                if not part:
+                    continue
+                path = self._part_path(tag, b, ci)
+                if plan.shards == 1:
+                    self.kept[path] = (part, res.paths)
+                    continue
+                with open(path, "wb") as fh:
+                    pickle.dump((part, res.paths), fh, protocol=pickle.HIGHEST_PROTOCOL)
             del parts, res
-        return LoadReport(records, metas[0], metas[1], apex_dname)
+        return LoadReport(records, metas[0], metas[1], apex_dname, firsts, apex_soa, names)
 
     def reset(self) -> None:
-        self.own.clear()
+        self.kept.clear()
 
     def _part_path(self, tag: str, shard: int, ci: int) -> str:
         return os.path.join(self.plan.tmpdir, f"{tag}-{shard}-{ci}.pkl")
 
     def _parts(
-        self, tag: str, nchunks: int
-    ) -> list[tuple[dict[bytes, list[list[object]]], list[str]]]:
+        self, tag: str, shard: int, nchunks: int, keep: bool
+    ) -> list[tuple[Scratch, list[str]]]:
+        """The pieces of ``shard`` from every chunk, in file order; ``keep``: leave them for
+        a later stage (a kept piece is then read again, not consumed)."""
         out = []
         for ci in range(nchunks):
-            mine = self.own.pop((tag, ci), None)
+            path = self._part_path(tag, shard, ci)
+            mine = self.kept.get(path)
             if mine is not None:
+                if keep:  # merge_nodes consumes its parts: give it a copy
+                    mine = ({k: [list(e) for e in v] for k, v in mine[0].items()}, mine[1])
+                else:
+                    del self.kept[path]
                 out.append(mine)
                 continue
-            path = self._part_path(tag, self.index, ci)
             if os.path.exists(path):
                 with open(path, "rb") as fh:
-                    # written by a sibling worker into our private (0700) directory
+                    # written by a worker of ours into our private (0700) directory
                     out.append(pickle.load(fh))  # noqa: S301
-                os.unlink(path)
+                if not keep:
+                    os.unlink(path)
         return out
 
     # -- stage 3 ---------------------------------------------------------------------------
-    def merge(self, nchunks: int, nprev: int, apex_dname: bool) -> MergeReport:
+    def _merge(
+        self, shard: int, loaded: Loaded, *, keep: bool, hash_chain: bool
+    ) -> tuple[Zone, Previous | None, MergeReport]:
+        """Shard ``shard`` as a classified zone: its pieces merged (TTL and CNAME rules
+        across chunks), sorted, classified; shard 0 sets the serial and adds the bundle's
+        RRsets (and the NSEC3PARAM). ``hash_chain``: hash its NSEC3 chain names and ENTs."""
         plan = self.plan
         origin = plan.origin
-        zone = merge_nodes(self._parts("z", nchunks), origin)
+        zone = merge_nodes(self._parts("z", shard, loaded.zone_chunks, keep), origin)
+        previous: Previous | None = None
         if plan.previous is not None:
-            self.previous = _previous_from(merge_nodes(self._parts("p", nprev), origin))
+            prev = merge_nodes(self._parts("p", shard, loaded.prev_chunks, keep), origin)
+            previous = _previous_from(prev)
+            del prev
         zone.sort()
-        first = self.index == 0
-        cls = classify(zone, apex=first, apex_dname=apex_dname)
+        first = shard == 0
+        cls = classify(zone, apex=first, apex_dname=loaded.apex_dname)
         serial = ttl = None
         dnskey = None
         param = None
         if first:
             soa = zone.soa()
             prev_serial = None
-            if self.previous is not None:
-                prev_soa = self.previous.get((origin, T_SOA))
+            if previous is not None:
+                prev_soa = previous.get((origin, T_SOA))
                 if prev_soa is not None:
                     prev_serial = soa_fields(prev_soa.rdatas[0]).serial
             serial = new_serial(
@@ -328,29 +375,41 @@ class ShardWorker:
             dnskey = zone.get(origin, T_DNSKEY)
         hashed: list[Hashed] = []
         ents = 0
-        if plan.denial.mode == "nsec3":
+        if hash_chain:
             d = plan.denial
             entries, ent_names = chain_entries(zone, optout=d.optout)
             hashed = hash_entries(entries, d.salt, d.iterations)
             ents = len(ent_names)
         chain = chain_names(zone)
-        self.zone = zone
-        return MergeReport(
+        report = MergeReport(
             cls, len(zone.order), chain[0] if chain else None, hashed, ents,
             serial, ttl, dnskey, param,
         )  # fmt: skip
+        return zone, previous, report
+
+    def prepare(self, shard: int, loaded: Loaded) -> MergeReport:
+        """NSEC3, first pass: the shard's chain hashes (its pieces stay for :meth:`sign`)."""
+        zone, _, report = self._merge(shard, loaded, keep=True, hash_chain=True)
+        del zone
+        return report
 
     # -- stage 5 ---------------------------------------------------------------------------
     def sign(
         self,
+        shard: int,
+        loaded: Loaded,
         wrap_to: bytes | None,
         nsec3_records: list[tuple[bytes, bytes]] | None,
         ctx: ShardContext,
         sample_min: int,
     ) -> SignReport:
         plan = self.plan
-        zone = self.zone
-        assert zone is not None
+        zone, previous, merged = self._merge(shard, loaded, keep=False, hash_chain=False)
+        if shard == 0 and (merged.negative_ttl != ctx.negative_ttl or merged.dnskey != ctx.dnskey):
+            raise WorkerFailed(
+                "internal error: the apex read before signing (SOA, DNSKEY) differs from the "
+                "merged apex; nothing was written"
+            )
         nsec = nsec3_records is None
         chain = 0
         if nsec3_records is not None:
@@ -363,14 +422,15 @@ class ShardWorker:
                     key = open_key_retrying(self.opener)
             else:
                 key = open_key_retrying(self.opener)
+            self.key = key  # opened once per process, for every shard it signs
         lengths: array[int] | None = array("Q") if plan.want_index else None
         rctx = RangeContext(
-            zone, plan.params, plan.times, self.previous, plan.refresh, fast_signer(key), lengths
+            zone, plan.params, plan.times, previous, plan.refresh, fast_signer(key), lengths
         )
         created = reused = signed = rrsets = 0
         lo, hi = 0xFFFFFFFFFFFF, 0
         written = 0
-        part = os.path.join(plan.tmpdir, f"part-{self.index}.txt")
+        part = os.path.join(plan.tmpdir, f"part-{shard}.txt")
         v = plan.verify
         verdicts: list[ShardVerification] = []
         order = zone.order
@@ -395,7 +455,7 @@ class ShardWorker:
                 signed += len(res.sigs)
                 # Verified as soon as signed, then dropped: only one batch of signatures,
                 # NSEC/NSEC3 records and verifier state is in memory at a time.
-                first = self.index == 0 and start == 0  # the batch holding the apex
+                first = shard == 0 and start == 0  # the batch holding the apex
                 verdicts.append(
                     verify_shard(
                         batch,
@@ -414,11 +474,12 @@ class ShardWorker:
                 del batch, names, res
                 if self.progress is not None:
                     self.progress(end - start)
-        self.previous = None
+        index = OutputIndex.of(order, lengths) if lengths is not None else None
+        count = len(order)
+        del zone, previous, rctx, order, nodes, kinds
         return SignReport(
-            created, reused, signed, lo if signed else 0, hi, len(order),
-            rrsets, chain, written, verdicts,
-            OutputIndex.of(order, lengths) if lengths is not None else None,
+            created, reused, signed, lo if signed else 0, hi, count,
+            rrsets, chain, written, verdicts, index, merged,
         )  # fmt: skip
 
 
@@ -488,7 +549,8 @@ class WorkerFailed(DnssecCeremonyError):
 
 
 class _Pool:
-    """N forked :class:`ShardWorker` processes (or one in-process) driven stage by stage."""
+    """``plan.workers`` forked :class:`ShardWorker` processes (or one in-process), handed
+    the tasks of a stage one at a time as they become free."""
 
     def __init__(
         self,
@@ -504,17 +566,17 @@ class _Pool:
         self.closed = False
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
-        if plan.shards == 1:
-            self.local = ShardWorker(plan, 0, opener, progress, key)
+        if plan.workers == 1:
+            self.local = ShardWorker(plan, opener, progress, key)
             return
         mp = multiprocessing.get_context("fork")
         lock = mp.Lock()
-        for i in range(plan.shards):
+        for i in range(plan.workers):
             parent_end, child_end = mp.Pipe()
             p = mp.Process(
                 target=_worker_main,
-                args=(child_end, plan, i, opener, lock),
-                name=f"zonesigner-shard-{i}",
+                args=(child_end, plan, opener, lock),
+                name=f"zonesigner-worker-{i}",
                 daemon=True,
             )
             p.start()
@@ -522,51 +584,75 @@ class _Pool:
             self.procs.append(p)
             self.conns.append(parent_end)
 
-    def call(self, method: str, args: list[tuple[object, ...]]) -> list[Any]:
-        """Run ``method`` with ``args[i]`` in worker i, all at once; results in order.
+    def map(self, method: str, args: list[tuple[object, ...] | None]) -> list[Any]:
+        """Run ``method(*args[t])`` for every task t, in order of t on the first free worker;
+        results in task order.
 
-        ``args`` is emptied once handed over (NSEC3 records need not stay in the parent
-        while the workers sign). Every worker finishes its stage before an error is raised
-        (the lowest shard's)."""
+        Each ``args[t]`` is dropped once handed over (NSEC3 records need not stay in the
+        parent while the workers sign). After an error no further task starts; the tasks
+        already running finish, and the error of the lowest task is raised (every task
+        below it has started: they start in order)."""
         if self.local is not None:
             started = time.perf_counter()
-            mine = args.pop()
-            result = getattr(self.local, method)(*mine)
+            results: list[Any] = []
+            for t, a in enumerate(args):
+                assert a is not None
+                args[t] = None
+                results.append(getattr(self.local, method)(*a))
             self.seconds[method] = [round(time.perf_counter() - started, 3)]
             self.peak_mb[method] = [_peak_rss_mb()]
-            return [result]
-        for conn, a in zip(self.conns, args, strict=True):
-            conn.send((method, a))
-        args.clear()
-        results: list[Any] = [None] * len(self.conns)
-        seconds = [0.0] * len(self.conns)
-        self.seconds[method] = seconds
-        peak = [0] * len(self.conns)
-        self.peak_mb[method] = peak
-        errors: dict[int, BaseException] = {}
-        pending = dict(enumerate(self.conns))
+            return results
         from multiprocessing.connection import wait
 
-        while pending:
-            for ready in wait(list(pending.values())):
-                i = next(k for k, c in pending.items() if c is ready)
+        workers = len(self.conns)
+        results = [None] * len(args)
+        seconds = [0.0] * workers
+        peak = [0] * workers
+        self.seconds[method] = seconds
+        self.peak_mb[method] = peak
+        errors: dict[int, BaseException] = {}
+        busy: dict[int, int] = {}  # worker -> its task
+        dead: set[int] = set()
+        todo = iter(range(len(args)))
+
+        def hand_out(w: int) -> None:
+            if errors or w in dead:
+                return
+            t = next(todo, None)
+            if t is None:
+                return
+            a = args[t]
+            args[t] = None
+            self.conns[w].send((method, a))
+            busy[w] = t
+
+        for w in range(workers):
+            hand_out(w)
+        while busy:
+            ready = wait([self.conns[w] for w in busy])
+            for w in [w for w in busy if self.conns[w] in ready]:
                 try:
-                    kind, value = pending[i].recv()
+                    kind, value = self.conns[w].recv()
                 except (EOFError, OSError):
-                    self.procs[i].join(timeout=5)
-                    code = self.procs[i].exitcode
-                    errors[i] = WorkerFailed(f"signing worker {i} died (exit code {code})")
-                    del pending[i]
+                    self.procs[w].join(timeout=5)
+                    code = self.procs[w].exitcode
+                    errors[busy.pop(w)] = WorkerFailed(
+                        f"signing worker {w} died (exit code {code})"
+                    )
+                    dead.add(w)
                     continue
                 if kind == "progress":
                     if self.progress is not None:
                         self.progress(value)
                     continue
-                del pending[i]
+                t = busy.pop(w)
                 if kind == "ok":
-                    results[i], seconds[i], peak[i] = value
+                    results[t], secs, mb = value
+                    seconds[w] = round(seconds[w] + secs, 3)
+                    peak[w] = max(peak[w], mb)
                 else:
-                    errors[i] = value
+                    errors[t] = value
+                hand_out(w)
         if errors:
             raise errors[min(errors)]
         return results
@@ -587,7 +673,7 @@ class _Pool:
             conn.close()
 
 
-def _worker_main(conn: Connection, plan: Plan, index: int, opener: KeyOpener, lock: Lock) -> None:
+def _worker_main(conn: Connection, plan: Plan, opener: KeyOpener, lock: Lock) -> None:
     import gc
 
     gc.disable()  # millions of acyclic tuples: full collections would cost seconds for nothing
@@ -595,7 +681,7 @@ def _worker_main(conn: Connection, plan: Plan, index: int, opener: KeyOpener, lo
     def progress(n: int) -> None:
         conn.send(("progress", n))
 
-    worker = ShardWorker(plan, index, opener, progress, key_lock=lock)
+    worker = ShardWorker(plan, opener, progress, key_lock=lock)
     while True:
         try:
             msg = conn.recv()
@@ -610,8 +696,9 @@ def _worker_main(conn: Connection, plan: Plan, index: int, opener: KeyOpener, lo
         except BaseException as exc:
             conn.send(("error", picklable_error(exc)))
             continue
+        del args
         conn.send(("ok", (result, round(time.perf_counter() - started, 3), _peak_rss_mb())))
-        del result  # not kept alive through the next stage (NSEC3: the shard's hashes)
+        del result  # not kept alive through the next task (NSEC3: the shard's hashes)
 
 
 def _peak_rss_mb() -> int:
@@ -650,6 +737,7 @@ class ShardedResult:
     min_expiration: int
     max_expiration: int
     processes: int
+    shards: int
     load_chunks: int
     verification: VerifyReport
     timings: dict[str, float] = field(default_factory=dict)
@@ -701,18 +789,20 @@ def sign_sharded(
         t[what] = round(now - mark, 3)
         mark = now
 
+    shards = _shard_count(zonefile, jobs)
     boundaries: tuple[bytes, ...] = ()
-    if jobs > 1:
+    if shards > 1:
         boundaries = tuple(
             sample_boundaries(
                 zonefile,
                 origin,
-                jobs,
+                shards,
                 nsec3=denial.mode == "nsec3",
                 nsec3_share=NSEC3_OPTOUT_SHARE if denial.optout else 1.0,
             )
         )
     n = len(boundaries) + 1
+    workers = min(jobs, n)
     chunks = plan_chunks(zonefile, origin, n, min_chunk=MIN_CHUNK)
     prev_chunks = (
         plan_chunks(previous, origin, n, min_chunk=MIN_CHUNK) if previous is not None else []
@@ -725,7 +815,7 @@ def sign_sharded(
         ) from None
     plan = Plan(
         zonefile, previous, origin, boundaries, tmpdir, params, times, refresh, denial,
-        verify, serial_mode, tuple(apex_rrsets), want_index,
+        verify, serial_mode, tuple(apex_rrsets), want_index, workers,
     )  # fmt: skip
     progress_cb: list[Callable[[int], None] | None] = [None]
 
@@ -739,39 +829,57 @@ def sign_sharded(
         if meanwhile is not None:
             meanwhile()  # the workers exist: no fork happens after this
         lap("start")
-        nz, np_, apex_dname = _load(pool, plan, chunks, prev_chunks)
+        loaded, loads = _load(pool, plan, chunks, prev_chunks)
         lap("load")
-        merged: list[MergeReport] = pool.call("merge", [(nz, np_, apex_dname)] * n)
-        lap("rules")
-        head = merged[0]
-        assert head.negative_ttl is not None and head.dnskey is not None
-        total = sum(m.names for m in merged)
-        sign_args: list[tuple[object, ...]] = []
+        sign_args: list[tuple[object, ...] | None] = []
+        nexts: list[bytes] = []
         if denial.mode == "nsec3":
-            routed = _route_nsec3(merged, plan)
-            for m in merged:
+            prepared: list[MergeReport] = pool.map("prepare", [(i, loaded) for i in range(n)])
+            lap("rules")
+            head = prepared[0]
+            assert head.negative_ttl is not None and head.dnskey is not None
+            total = sum(m.names for m in prepared)
+            routed = _route_nsec3(prepared, plan)
+            for m in prepared:
                 m.hashed.clear()  # linked and routed: not needed any more
             total += sum(len(r) for r in routed)
             for i in range(n):
-                sign_args.append((None, routed[i], _context(plan, i, head, b"")))
+                ctx = _context(plan, i, head.dnskey, head.negative_ttl, head.nsec3param, b"")
+                sign_args.append((i, loaded, None, routed[i], ctx))
             del routed
         else:
-            nexts = _nsec_wraps(merged, origin)
+            # The shards merge and sign in one stage: what they need from each other is read
+            # off the load reports (checked after signing, before anything is written).
+            firsts = _shard_firsts(loads, n, loaded.apex_dname)
+            nexts = _nsec_wraps(firsts, origin)
+            dnskey = _bundle_dnskey(plan)
+            ttl = _negative_ttl(loads)
+            total = sum(r.names for r in loads)  # owners seen in several chunks count twice
             for i in range(n):
-                sign_args.append((nexts[i], None, _context(plan, i, head, nexts[i])))
+                ctx = _context(plan, i, dnskey, ttl, None, nexts[i])
+                sign_args.append((i, loaded, nexts[i], None, ctx))
+            lap("rules")
         # each batch verifies its share of the sample's minimum size
         per_batch = max(1, -(-SAMPLE_MIN * RANGE_NAMES // max(1, total)))
-        sign_args = [(*a, per_batch) for a in sign_args]
+        sign_args = [(*a, per_batch) for a in sign_args if a is not None]
         if progress_start is not None:
             progress_cb[0] = progress_start(total)
         lap("denial")
-        signed: list[SignReport] = pool.call("sign", sign_args)
+        signed: list[SignReport] = pool.map("sign", sign_args)
         pool.close()  # the workers exit (and give their memory back) before what follows
         lap("sign")
+        if denial.mode == "nsec3":
+            merged = prepared
+        else:
+            merged = [s.merge for s in signed]
+            if _nsec_wraps([m.first_chain for m in merged], origin) != nexts:
+                raise WorkerFailed(
+                    "internal error: the NSEC chain was linked across shards from names that "
+                    "were not the shards' first chain names; nothing was written"
+                )
+        head = merged[0]
         verdicts = [b for s in signed for b in s.verification]
-        t["verify_in_shards"] = round(
-            max(sum(b.seconds for b in s.verification) for s in signed), 3
-        )
+        t["verify_in_shards"] = round(sum(b.seconds for b in verdicts) / workers, 3)
         for number, b in enumerate(verdicts):
             b.index = number  # batch 0 holds the apex (verify_shard was told so)
 
@@ -781,7 +889,7 @@ def sign_sharded(
                 verdicts, origin=origin, level=verify.level, nsec3param=head.nsec3param
             )
             t["verify"] = round(time.perf_counter() - started, 3)
-            return dataclasses.replace(combined, processes=n)
+            return dataclasses.replace(combined, processes=workers)
 
         # the checks across shards run while the parts are copied into the output (hashing
         # and writing mostly release the GIL); a failure still stops the rename
@@ -823,14 +931,26 @@ def sign_sharded(
         rrsets_signed=sum(s.rrsets_signed for s in signed),
         min_expiration=min((s.min_exp for s in signed if s.rrsets_signed), default=0),
         max_expiration=max((s.max_exp for s in signed), default=0),
-        processes=n,
-        load_chunks=nz,
+        processes=workers,
+        shards=n,
+        load_chunks=loaded.zone_chunks,
         verification=report,
         timings=t,
         shard_seconds=shard_seconds,
         shard_peak_mb=shard_peak,
         index=_join_index([s.index for s in signed]) if want_index else None,
     )
+
+
+def _shard_count(zonefile: str, jobs: int) -> int:
+    """How many shards: ``jobs``, or up to SPREAD times as many for a big zone file (a worker
+    then holds one of several smaller shards at a time: less memory, better balance)."""
+    try:
+        size = os.stat(zonefile).st_size
+    except OSError:
+        size = 0
+    spread = max(1, min(SPREAD, size // max(1, jobs * SHARD_BYTES)))
+    return jobs * spread
 
 
 def _join_index(parts: Sequence[OutputIndex | None]) -> OutputIndex:
@@ -845,21 +965,21 @@ def _join_index(parts: Sequence[OutputIndex | None]) -> OutputIndex:
 
 def _load(
     pool: _Pool, plan: Plan, chunks: list[Chunk], prev_chunks: list[Chunk]
-) -> tuple[int, int, bool]:
-    """Stage 2; returns the number of zone and previous-zone chunks finally used, and
-    whether the apex holds a DNAME."""
-    n = plan.shards
-    args: list[tuple[object, ...]] = [
+) -> tuple[Loaded, list[LoadReport]]:
+    """Stage 2: every chunk parsed and split into pieces by shard (in the temporary
+    directory); the load reports of the zone's chunks."""
+    count = max(len(chunks), len(prev_chunks))
+    args: list[tuple[object, ...] | None] = [
         (
             chunks[i] if i < len(chunks) else None,
             prev_chunks[i] if i < len(prev_chunks) else None,
             i,
         )
-        for i in range(n)
+        for i in range(count)
     ]
     reports: list[LoadReport] | None
     try:
-        reports = pool.call("load", args)
+        reports = pool.map("load", args)
     except DnssecCeremonyError:
         if len(chunks) == 1 and len(prev_chunks) <= 1:
             raise
@@ -870,16 +990,17 @@ def _load(
             prev_chunks, [_meta(r.prev_meta) for r in reports[: len(prev_chunks)]]
         )
         if zone_ok and prev_ok:
-            return len(chunks), len(prev_chunks), any(r.apex_dname for r in reports)
-    # fall back: the whole file(s) as one chunk, parsed by worker 0
+            dname = any(r.apex_dname for r in reports)
+            return Loaded(len(chunks), len(prev_chunks), dname), reports[: len(chunks)]
+    # fall back: the whole file(s) as one chunk, parsed by one worker
     for f in os.listdir(plan.tmpdir):
         os.unlink(os.path.join(plan.tmpdir, f))
-    pool.call("reset", [()] * n)
+    if pool.local is not None:
+        pool.local.reset()
     one = plan_chunks(plan.zonefile, plan.origin, 1)
     prev_one = plan_chunks(plan.previous, plan.origin, 1) if plan.previous is not None else []
-    args = [(one[0], prev_one[0] if prev_one else None, 0)] + [(None, None, 0)] * (n - 1)
-    reports = pool.call("load", args)
-    return 1, len(prev_one), any(r.apex_dname for r in reports)
+    reports = pool.map("load", [(one[0], prev_one[0] if prev_one else None, 0)])
+    return Loaded(1, len(prev_one), reports[0].apex_dname), reports
 
 
 def _meta(meta: tuple[ChunkState | None, bool] | None) -> ChunkResult:
@@ -889,14 +1010,61 @@ def _meta(meta: tuple[ChunkState | None, bool] | None) -> ChunkResult:
     return ChunkResult({}, [], 0, end_state, needs)
 
 
-def _nsec_wraps(merged: list[MergeReport], origin: bytes) -> list[bytes]:
-    """For each shard, the first chain name after it (the apex after the last)."""
+def _first_soa(apex: Sequence[list[object]]) -> tuple[int, bytes] | None:
+    for ent in apex:
+        if ent[0] == T_SOA:
+            ttl, rdatas = ent[1], ent[2]
+            assert isinstance(ttl, int) and isinstance(rdatas, list)
+            return ttl, rdatas[0]
+    return None
+
+
+def _negative_ttl(loads: Sequence[LoadReport]) -> int:
+    """The NSEC TTL (RFC 9077) from the first apex SOA in file order. Without one, shard 0
+    refuses the zone (its own check names the rule); 0 only fills the gap until then."""
+    for r in loads:
+        if r.apex_soa is not None:
+            ttl, rdata = r.apex_soa
+            return min(ttl, soa_fields(rdata).minimum)
+    return 0
+
+
+def _bundle_dnskey(plan: Plan) -> RRset:
+    for rs in plan.apex_rrsets:
+        if rs.rtype == T_DNSKEY:
+            return rs
+    raise AssertionError("the bundle has no DNSKEY RRset")  # checked when it was chosen
+
+
+def _shard_firsts(loads: Sequence[LoadReport], n: int, apex_dname: bool) -> list[bytes | None]:
+    """Each shard's first owner in canonical order over all chunks: its first NSEC chain
+    name (the first owner of a shard after the first one is never glue or occluded: the
+    delegation or DNAME above it would be in the same shard and sort before it), except
+    under an apex DNAME, which occludes everything but the apex."""
+    best: list[tuple[bytes, bytes] | None] = [None] * n
+    for r in loads:
+        for i, owner in enumerate(r.firsts):
+            if owner is None:
+                continue
+            key = canonical_key(owner)
+            b = best[i]
+            if b is None or key < b[0]:
+                best[i] = (key, owner)
+    firsts = [b[1] if b is not None else None for b in best]
+    if apex_dname:
+        firsts = [firsts[0]] + [None] * (n - 1)
+    return firsts
+
+
+def _nsec_wraps(firsts: Sequence[bytes | None], origin: bytes) -> list[bytes]:
+    """For each shard, the first chain name after it (the apex after the last), from each
+    shard's first chain name (None: it has none)."""
     out: list[bytes] = []
     nxt = origin
-    for m in reversed(merged):
+    for first in reversed(firsts):
         out.append(nxt)
-        if m.first_chain is not None:
-            nxt = m.first_chain
+        if first is not None:
+            nxt = first
     out.reverse()
     return out
 
@@ -920,13 +1088,14 @@ def _route_nsec3(merged: list[MergeReport], plan: Plan) -> list[list[tuple[bytes
     return [records[lo:hi] for lo, hi in itertools.pairwise(cuts)]
 
 
-def _context(plan: Plan, index: int, head: MergeReport, next_chain: bytes) -> ShardContext:
-    assert head.dnskey is not None and head.negative_ttl is not None
+def _context(
+    plan: Plan, index: int, dnskey: RRset, ttl: int, nsec3param: bytes | None, next_chain: bytes
+) -> ShardContext:
     return ShardContext(
         index=index,
         count=plan.shards,
-        dnskey=head.dnskey,
-        negative_ttl=head.negative_ttl,
-        nsec3param=head.nsec3param,
+        dnskey=dnskey,
+        negative_ttl=ttl,
+        nsec3param=nsec3param,
         next_chain_name=next_chain,
     )
