@@ -1,4 +1,4 @@
-"""Sharded signing: every stage of ``zonesigner sign`` runs in the workers, one shard each.
+"""Sharded signing: every stage of ``zonesigner sign`` runs in the workers, shard by shard.
 
 A *shard* is a contiguous range of the zone in canonical order whose boundaries are names
 directly below the apex (:func:`signer.zone.chunkload.sample_boundaries`): everything under
@@ -6,28 +6,37 @@ one child of the apex -- a delegation, its glue, occluded data, empty non-termin
 one shard, and the apex is in shard 0. NSEC3 owner names are apex children too; each lives in
 the shard whose range holds it. A shard is an ordinary :class:`signer.zone.model.Zone`.
 
-Stages (``W`` = in every worker at once, ``P`` = in the parent, on small data):
+There are ``--jobs`` shards, or up to :data:`SPREAD` per worker for a big zone file (at
+least :data:`SHARD_BYTES` each). The workers take the tasks of a stage (a chunk, a shard)
+one at a time, as they become free, and keep no zone data between tasks: what a later stage
+needs is in a private temporary directory. A worker thus holds one chunk or one shard at a
+time, and the tasks balance across workers.
+
+Stages (``W`` = tasks in the workers, ``P`` = in the parent, on small data):
 
 1. P: cut the zone file (and ``--previous``) into byte chunks at owner lines, predicting the
    ``$ORIGIN``/``$TTL`` state at each cut (:func:`signer.zone.chunkload.plan_chunks`).
-2. W ``load``: parse chunk *j*, split its nodes by shard; what belongs to another shard goes
-   to a pickle in a private temporary directory. P checks that the speculative cuts were
-   right (each chunk ended in the state the next one assumed); if not, or if a chunk after
-   the first failed, the file is loaded again as one chunk by worker 0 (so the error
-   reported is the true first one).
-3. W ``merge``: shard *j* merges its parts (TTL and CNAME rules across chunks), sorts,
-   classifies; shard 0 sets the serial and adds the bundle's DNSKEY/CDS/CDNSKEY RRsets (and
-   the NSEC3PARAM). NSEC3: each shard hashes its chain names and ENTs.
-4. P links the chain: NSEC -- each shard learns the first chain name of the next non-empty
-   shard (the last wraps to the apex); NSEC3 -- the hashes of all shards are sorted, linked
-   (collisions refused) and each record is routed to the shard owning its owner name.
-5. W ``sign``: add NSEC/NSEC3, sign (reusing ``--previous`` signatures), render the signed
-   text of the shard to a part file, self-verify the shard (:func:`verify_shard`).
-6. P combines the verification (cross-shard NSEC3 chain checks on compact lists), then
+2. W ``load``: parse chunk *j*, split its nodes by shard, one pickle per shard (its first
+   owner and the apex SOA go into the report). P checks that the speculative cuts were right
+   (each chunk ended in the state the next one assumed); if not, or if a chunk after the
+   first failed, the file is loaded again as one chunk (so the error reported is the true
+   first one).
+3. NSEC3 only, W ``prepare``: shard *j* merges its pieces (TTL and CNAME rules across
+   chunks), sorts, classifies and hashes its chain names and ENTs; P sorts and links the
+   hashes of all shards (collisions refused) and routes each record to the shard owning its
+   owner name.
+   NSEC: P takes each shard's first chain name (its first owner), the NSEC TTL (the apex
+   SOA) and the DNSKEY RRset (the bundle's) from the load reports.
+4. W ``sign``: merge, sort and classify the shard (shard 0 sets the serial and adds the
+   bundle's DNSKEY/CDS/CDNSKEY RRsets and the NSEC3PARAM), add NSEC/NSEC3, sign (reusing
+   ``--previous`` signatures), render the signed text to a part file and self-verify it
+   (:func:`verify_shard`), batch by batch. P checks that what it read off the load reports
+   is what the shards found (else nothing is written).
+5. P combines the verification (NSEC joints, the NSEC3 chain on compact lists) while it
    streams the parts in order into the temporary output file (SHA-256), which the caller
-   renames. The output is byte-identical for any number of shards.
+   renames. The output is byte-identical for any number of shards and workers.
 
-Workers are ``fork``-ed processes talking to the parent over pipes; with one shard the same
+Workers are ``fork``-ed processes talking to the parent over pipes; with one worker the same
 stage functions run in the calling process.
 """
 
