@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,9 +139,12 @@ def test_dead_worker_fails_loudly_without_output(
     tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # fault injection: a worker process dies in the middle of signing (as on an OOM kill)
-    def die(self: sharded.ShardWorker, shard: int, *args: object) -> None:
+    real = sharded.ShardWorker.sign
+
+    def die(self: sharded.ShardWorker, shard: int, *args: Any) -> sharded.SignReport:
         if shard == 1:  # handed to worker 1 (tasks start in order, one per free worker)
             os._exit(9)
+        return real(self, shard, *args)
 
     s = _setup(tmp_path, generated_zone(1000))
     out = tmp_path / "out"

@@ -593,9 +593,15 @@ class _Pool:
             self.procs.append(p)
             self.conns.append(parent_end)
 
-    def map(self, method: str, args: list[tuple[object, ...] | None]) -> list[Any]:
+    def map(
+        self,
+        method: str,
+        args: list[tuple[object, ...] | None],
+        on_result: Callable[[int], None] | None = None,
+    ) -> list[Any]:
         """Run ``method(*args[t])`` for every task t, in order of t on the first free worker;
-        results in task order.
+        results in task order. ``on_result(t)``: called in the parent as each task succeeds
+        (after the worker got its next task).
 
         Each ``args[t]`` is dropped once handed over (NSEC3 records need not stay in the
         parent while the workers sign). After an error no further task starts; the tasks
@@ -608,6 +614,8 @@ class _Pool:
                 assert a is not None
                 args[t] = None
                 results.append(getattr(self.local, method)(*a))
+                if on_result is not None:
+                    on_result(t)
             self.seconds[method] = [round(time.perf_counter() - started, 3)]
             self.peak_mb[method] = [_peak_rss_mb()]
             return results
@@ -662,6 +670,8 @@ class _Pool:
                 else:
                     errors[t] = value
                 hand_out(w)
+                if kind == "ok" and on_result is not None and not errors:
+                    on_result(t)
         if errors:
             raise errors[min(errors)]
         return results
@@ -874,7 +884,10 @@ def sign_sharded(
         if progress_start is not None:
             progress_cb[0] = progress_start(total)
         lap("denial")
-        signed: list[SignReport] = pool.map("sign", sign_args)
+        # the parts are copied into the output as soon as they and those before them are
+        # done, while the workers sign the rest (the parent has nothing else to do then)
+        copier = _PartCopier(tmpdir, n, out, digest)
+        signed: list[SignReport] = pool.map("sign", sign_args, copier.done)
         pool.close()  # the workers exit (and give their memory back) before what follows
         lap("sign")
         if denial.mode == "nsec3":
@@ -904,16 +917,7 @@ def sign_sharded(
         # and writing mostly release the GIL); a failure still stops the rename
         with ThreadPoolExecutor(1, thread_name_prefix="zs-verify") as ex:
             combined = ex.submit(combine)
-            for i in range(n):
-                part = os.path.join(tmpdir, f"part-{i}.txt")
-                with open(part, "rb") as fh:
-                    while True:
-                        block = fh.read(_COPY)
-                        if not block:
-                            break
-                        digest.update(block)
-                        out.write(block)
-                os.unlink(part)
+            copier.finish()
             report = combined.result()
         lap("write")
         shard_seconds = dict(pool.seconds)
@@ -949,6 +953,41 @@ def sign_sharded(
         shard_peak_mb=shard_peak,
         index=_join_index([s.index for s in signed]) if want_index else None,
     )
+
+
+class _PartCopier:
+    """Copies the shards' part files, in shard order, into the output (and its digest)."""
+
+    def __init__(self, tmpdir: str, count: int, out: IO[bytes], digest: Any) -> None:
+        self.tmpdir = tmpdir
+        self.count = count
+        self.out = out
+        self.digest = digest
+        self.ready = [False] * count
+        self.next = 0  # the first part not copied yet
+
+    def done(self, shard: int) -> None:
+        """Shard ``shard`` wrote its part: copy every part now complete from the start."""
+        self.ready[shard] = True
+        while self.next < self.count and self.ready[self.next]:
+            self._copy(self.next)
+            self.next += 1
+
+    def finish(self) -> None:
+        while self.next < self.count:
+            self._copy(self.next)
+            self.next += 1
+
+    def _copy(self, shard: int) -> None:
+        part = os.path.join(self.tmpdir, f"part-{shard}.txt")
+        with open(part, "rb") as fh:
+            while True:
+                block = fh.read(_COPY)
+                if not block:
+                    break
+                self.digest.update(block)
+                self.out.write(block)
+        os.unlink(part)
 
 
 def _shard_count(zonefile: str, jobs: int) -> int:
