@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import marshal
 import multiprocessing
 import os
 import pickle
@@ -91,7 +92,7 @@ from signer.zone.model import (
     soa_fields,
     soa_with_serial,
 )
-from signer.zone.nsec import add_nsec, chain_names, negative_ttl
+from signer.zone.nsec import add_nsec, negative_ttl
 from signer.zone.nsec3 import (
     Hashed,
     chain_entries,
@@ -307,7 +308,8 @@ class ShardWorker:
                     self.kept[path] = (part, res.paths)
                     continue
                 with open(path, "wb") as fh:
-                    pickle.dump((part, res.paths), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    # marshal: plain lists, ints and bytes, 8x faster to write than pickle
+                    marshal.dump((part, res.paths), fh, 4)
             del parts, res
         return LoadReport(records, metas[0], metas[1], apex_dname, firsts, apex_soa, names)
 
@@ -336,7 +338,7 @@ class ShardWorker:
             if os.path.exists(path):
                 with open(path, "rb") as fh:
                     # written by a worker of ours into our private (0700) directory
-                    out.append(pickle.load(fh))  # noqa: S301
+                    out.append(marshal.load(fh))  # noqa: S302
                 if not keep:
                     os.unlink(path)
         return out
@@ -389,9 +391,11 @@ class ShardWorker:
             entries, ent_names = chain_entries(zone, optout=d.optout)
             hashed = hash_entries(entries, d.salt, d.iterations)
             ents = len(ent_names)
-        chain = chain_names(zone)
+        kinds = zone.kinds
+        chain_kinds = (KIND_APEX, KIND_AUTH, KIND_DELEGATION)  # see nsec.chain_names
+        first_chain = next((n for n in zone.order if kinds[n] in chain_kinds), None)
         report = MergeReport(
-            cls, len(zone.order), chain[0] if chain else None, hashed, ents,
+            cls, len(zone.order), first_chain, hashed, ents,
             serial, ttl, dnskey, param,
         )  # fmt: skip
         return zone, previous, report
@@ -763,6 +767,8 @@ class ShardedResult:
     shard_seconds: dict[str, list[float]] = field(default_factory=dict)  # stage -> per shard
     shard_peak_mb: dict[str, list[int]] = field(default_factory=dict)  # peak RSS after it
     index: OutputIndex | None = None
+    # NSEC3 with want_index: the chain's hashes (20 bytes each) in hash order, concatenated
+    nsec3_hashes: bytes = b""
 
 
 def sign_sharded(
@@ -852,6 +858,7 @@ def sign_sharded(
         lap("load")
         sign_args: list[tuple[object, ...] | None] = []
         nexts: list[bytes] = []
+        nsec3_hashes = b""
         if denial.mode == "nsec3":
             prepared: list[MergeReport] = pool.map("prepare", [(i, loaded) for i in range(n)])
             lap("rules")
@@ -859,6 +866,8 @@ def sign_sharded(
             assert head.negative_ttl is not None and head.dnskey is not None
             total = sum(m.names for m in prepared)
             routed = _route_nsec3(prepared, plan)
+            if want_index:  # the chain's hashes in order, for the incremental state
+                nsec3_hashes = b"".join([h for part in routed for h, _ in part])
             for m in prepared:
                 m.hashed.clear()  # linked and routed: not needed any more
             total += sum(len(r) for r in routed)
@@ -952,6 +961,7 @@ def sign_sharded(
         shard_seconds=shard_seconds,
         shard_peak_mb=shard_peak,
         index=_join_index([s.index for s in signed]) if want_index else None,
+        nsec3_hashes=nsec3_hashes,
     )
 
 
