@@ -258,6 +258,43 @@ def test_self_verification_catches_a_broken_chain_between_shards(
     assert not (tmp_path / "out").exists()
 
 
+def test_links_read_off_the_load_reports_are_checked(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection in the parent: NSEC shards sign with the next shard's first name as
+    predicted from the load reports; a wrong prediction is caught after signing (the shards'
+    own first chain names differ) and nothing is published."""
+    real = sharded._shard_firsts
+
+    def wrong(loads, n, apex_dname):  # type: ignore[no-untyped-def]
+        firsts = real(loads, n, apex_dname)
+        firsts[1] = b"\x07d999999\x07example\x00"
+        return firsts
+
+    monkeypatch.setattr(sharded, "_shard_firsts", wrong)
+    s = _setup(tmp_path, generated_zone(3000))
+    out = tmp_path / "out"
+    out.write_text("previous\n")
+    r = _sign(s, out, "--jobs", "2")
+    assert r.exit_code == 1, r.output
+    assert "were not the shards' first chain names" in r.output
+    assert out.read_text() == "previous\n"
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".zonesigner-")] == []
+
+
+def test_apex_read_off_the_load_reports_is_checked(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the NSEC TTL the parent took from the first apex SOA is not the one
+    shard 0 computes from its merged apex; shard 0 refuses before signing."""
+    monkeypatch.setattr(sharded, "_negative_ttl", lambda loads: 12345)
+    s = _setup(tmp_path, generated_zone(3000))
+    r = _sign(s, tmp_path / "out", "--jobs", "2")
+    assert r.exit_code == 1, r.output
+    assert "the apex read before signing (SOA, DNSKEY) differs" in r.output
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("policy", ["nsec", "nsec3", "nsec3-optout"])
 def test_hand_written_zone_identical_for_any_cut(
     tmp_path: Path, small_chunks: None, policy: str
