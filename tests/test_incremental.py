@@ -181,19 +181,86 @@ def test_fallbacks_give_the_full_output_and_say_why(tmp_path: Path) -> None:
     assert "does not match its state" in r["incremental"]["reason"]
 
 
-def test_nsec3_falls_back(tmp_path: Path) -> None:
+# -- NSEC3 ------------------------------------------------------------------------------------
+def _nsec3_setup(tmp_path: Path, text: str, optout: bool) -> tuple[Setup, tuple[str, str]]:
     from tests.zone_testlib import write_policy
 
-    s = _setup(tmp_path, generated_zone(100))
-    pol = tmp_path / "p.yaml"
-    write_policy(pol, nsec3=True, optout=False)
+    s = _setup(tmp_path, text)
+    pol = write_policy(tmp_path / "p.yaml", nsec3=True, optout=optout, salt="c0ffee")
+    return s, ("--policy", str(pol))
+
+
+def _owner_of(name: str, salt: str = "c0ffee") -> str:
+    """The NSEC3 owner label (base32hex) of ``name`` (relative to example.)."""
+    import dns.name
+
+    from signer.zone.nsec3 import b32hex, nsec3_hash
+
+    wire = dns.name.from_text(name, dns.name.from_text("example.")).canonicalize().to_wire()
+    return b32hex(nsec3_hash(wire, bytes.fromhex(salt), 0)).decode()
+
+
+def _secure_and_insecure(lines: list[str]) -> tuple[list[str], list[str]]:
+    owners = [o for o in _owners(lines) if "." not in o]
+    secure = {ln.split()[0] for ln in lines if " DS " in ln}
+    return [o for o in owners if o in secure], [o for o in owners if o not in secure]
+
+
+@pytest.mark.parametrize("optout", [False, True])
+def test_nsec3_mutations_match_the_full_path(tmp_path: Path, optout: bool) -> None:
+    text = generated_zone(300) + "x.ent A 192.0.2.9\n"
+    s, pol = _nsec3_setup(tmp_path, text, optout)
     prev = tmp_path / "p.signed"
-    _run(s, prev, "--policy", str(pol))
-    s.zone.write_text(generated_zone(100) + "new NS ns.example.net.\n")
-    inc = _run(s, tmp_path / "i", "--policy", str(pol), "--previous", str(prev))
-    _run(s, tmp_path / "f", "--policy", str(pol), "--previous", str(prev), "--no-incremental")
-    assert "NSEC3" in inc["incremental"]["reason"]
-    assert (tmp_path / "i").read_bytes() == (tmp_path / "f").read_bytes()
+    summary = _run(s, prev, *pol)
+    assert summary["denial"] == "nsec3" + (" opt-out" if optout else "")
+    st = load_state(str(prev) + STATE_SUFFIX)
+    assert st.no_duplicates and len(st.hashes) == 20 * summary["counts"]["chain"]
+    base = text.splitlines()
+    secure, insecure = _secure_and_insecure(base)
+    ds = "DS 1 13 2 " + "ab" * 32
+    cases: list[tuple[str, list[str]]] = [
+        # a delegation gets a DS: into the opt-out chain; loses its DS: out of it
+        ("add-ds", [*base, f"{insecure[5]} {ds}"]),
+        ("del-ds", [ln for ln in base if not ln.startswith(f"{secure[3]} DS ")]),
+        ("del-secure", [ln for ln in base if ln.split()[:1] != [secure[7]]]),
+        ("del-insecure", [ln for ln in base if ln.split()[:1] != [insecure[9]]]),
+        ("add-secure", [*base, "zz NS ns.zz.example.net.", f"zz {ds}"]),
+        ("add-insecure", [*base, "a NS ns.a.example.net."]),
+        # names creating and removing empty non-terminals
+        ("new-ent", [*base, "www.sub.new A 192.0.2.7", "b.ent NS ns.example.net.", f"b.ent {ds}"]),
+        ("old-ent-gone", [ln for ln in base if not ln.startswith("x.ent ")]),
+        ("glue", [ln.replace("198.51.100.", "203.0.113.") for ln in base]
+         + [f"ns9.{insecure[2]} A 192.0.2.99", f"{insecure[2]} NS ns9.{insecure[2]}"]),
+        ("apex", [ln.replace("1800 900", "1801 901") if "SOA" in ln else ln for ln in base]
+         + ["@ NS ns3.example.net.", "@ TXT apex"]),
+        ("random", _mutate(base, random.Random(5), 8)),
+    ]  # fmt: skip
+    for tag, lines in cases:
+        s.zone.write_text("\n".join(lines) + "\n")
+        inc, full = _both(s, tmp_path, prev, tag, *pol)
+        assert inc["incremental"]["used"] is True, (tag, inc["incremental"])
+        assert inc["denial"] == full["denial"]
+        assert inc["counts"]["empty_non_terminals"] == full["counts"]["empty_non_terminals"], tag
+        n3 = inc["incremental"]["nsec3"]
+        assert n3["rendered"] >= n3["added"] and n3["rendered"] > 0, tag
+        if n3["added"] or n3["removed"]:  # a predecessor's next hash changed at least
+            assert inc["counts"]["rrsigs_created"] > 0, tag
+
+    # what each change did to the chain
+    def nsec3(tag: str) -> dict[str, int]:
+        s.zone.write_text("\n".join(dict(cases)[tag]) + "\n")
+        return _run(s, tmp_path / "again", *pol, "--previous", str(prev))["incremental"]["nsec3"]
+
+    assert nsec3("add-ds")["added"] == (1 if optout else 0)
+    assert nsec3("del-ds")["removed"] == (1 if optout else 0)
+    assert nsec3("del-insecure")["removed"] == (0 if optout else 1)
+    assert nsec3("new-ent")["added"] == 4  # www.sub.new, the ENTs sub.new and new, b.ent
+    assert nsec3("old-ent-gone")["removed"] == 2  # x.ent and the ENT ent
+    _validators(tmp_path / "inc-random", optout)
+    # chained: the incremental output's own state serves the next run
+    s.zone.write_text("\n".join(_mutate(base, random.Random(6), 4)) + "\n")
+    inc, _ = _both(s, tmp_path, tmp_path / "inc-random", "chained", *pol)
+    assert inc["incremental"]["used"] is True, inc["incremental"]
 
 
 def test_rule_error_in_changed_line_reports_the_full_paths_message(tmp_path: Path) -> None:

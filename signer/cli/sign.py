@@ -8,7 +8,7 @@ self-verification (:func:`signer.zone.verify.verify_signed_zone`) -> atomic writ
 failure leaves no output and the previous signed zone untouched.
 
 After every sign a state (``OUT.zsstate`` and ``OUT.zsstate.input``) is written beside the
-output; ``--previous P`` with a matching ``P.zsstate`` re-signs an NSEC zone incrementally
+output; ``--previous P`` with a matching ``P.zsstate`` re-signs an NSEC or NSEC3 zone incrementally
 (:mod:`signer.zone.incremental`: only the changed subtrees, byte-identical to the full path)
 unless ``--no-incremental``; the summary's ``incremental`` says which path ran and why.
 """
@@ -258,14 +258,14 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         "names": res.names, "rrsets": res.rrsets, "chain": res.chain,
         "rrsets_signed": res.rrsets_signed, "delegations": cls.delegations,
         "secure_delegations": cls.secure_delegations, "glue_names": cls.glue_names,
-        "occluded_names": cls.occluded_names,
+        "occluded_names": cls.occluded_names, "empty_non_terminals": res.ents,
     }  # fmt: skip
     assert res.index is not None
     not_written = incremental.write_full_state(
         out=job.out, zonefile=job.zonefile, stat_before=stat_before, settings=settings,
         index=res.index, digest=digest, serial=res.serial,
         min_expiration=res.min_expiration, max_expiration=res.max_expiration, counts=counts,
-        copy=copy,
+        copy=copy, nsec3_hashes=res.nsec3_hashes,
     )  # fmt: skip
     if not_written:
         log.warning("no incremental state for %s: %s", job.out, not_written)
@@ -284,7 +284,7 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         "sign_processes": res.processes,
         "shards": res.shards,
         "load_chunks": res.load_chunks,
-        "denial": job.denial + (" opt-out" if job.denial == "nsec3" and job.nsec3_optout else ""),
+        "denial": _denial_text(job),
         "counts": {
             "names": res.names,
             "rrsets": res.rrsets,
@@ -308,6 +308,10 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         "shard_peak_rss_mb": res.shard_peak_mb,
         "incremental": inc,
     }
+
+
+def _denial_text(job: SignJob) -> str:
+    return job.denial + (" opt-out" if job.denial == "nsec3" and job.nsec3_optout else "")
 
 
 def _key_fields(job: SignJob, bundle: Bundle, dk: DnsKey) -> dict[str, Any]:
@@ -344,7 +348,7 @@ def _incremental_summary(
         "sign_processes": o.processes,
         "shards": 0,
         "load_chunks": 0,
-        "denial": job.denial,
+        "denial": _denial_text(job),
         "counts": {
             "names": c["names"],
             "rrsets": c["rrsets"],
@@ -353,7 +357,7 @@ def _incremental_summary(
             "glue_names": c["glue_names"],
             "occluded_names": c["occluded_names"],
             "chain": c["chain"],
-            "empty_non_terminals": 0,
+            "empty_non_terminals": c.get("empty_non_terminals", 0),
             "rrsets_signed": c["rrsets_signed"],
             "rrsigs_created": o.created,
             "rrsigs_reused": o.reused,
@@ -375,6 +379,7 @@ def _incremental_summary(
             "changed_lines": o.changed_lines,
             "names_rendered": o.names_rendered,
             "runs": o.runs,
+            **({"nsec3": o.nsec3} if o.nsec3 is not None else {}),
         },
     }
 

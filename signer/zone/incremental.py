@@ -38,6 +38,7 @@ import mmap
 import multiprocessing
 import os
 import re
+import struct
 import tempfile
 from array import array
 from bisect import bisect_left, bisect_right
@@ -59,16 +60,29 @@ from signer.zone.model import (
     T_DNAME,
     T_DNSKEY,
     T_NSEC,
+    T_NSEC3,
+    T_NSEC3PARAM,
     T_RRSIG,
     T_SOA,
     RRset,
     Zone,
     canonical_key,
+    name_to_text,
     rrsig_fields,
     soa_fields,
     soa_with_serial,
 )
 from signer.zone.nsec import add_nsec
+from signer.zone.nsec3 import (
+    Nsec3Collision,
+    b32hex,
+    b32hex_decode,
+    chain_entries,
+    hash_entries,
+    insert_nsec3,
+    nsec3_owner,
+    nsec3param_rrset,
+)
 from signer.zone.rules import Classification, classify
 from signer.zone.serial import new_serial
 from signer.zone.sharded import Denial, OutputIndex, VerifySpec, WorkerFailed, picklable_error
@@ -88,7 +102,7 @@ from signer.zone.verify import ShardContext, ZoneVerificationFailed, verify_shar
 
 log = logging.getLogger("dnssec_ceremony.sign")
 
-FORMAT = 1
+FORMAT = 2
 STATE_SUFFIX = ".zsstate"
 INPUT_SUFFIX = ".zsstate.input"
 MAGIC = b"zonesigner-state\n"
@@ -102,6 +116,7 @@ _COUNT_KEYS = (
     "names", "rrsets", "chain", "rrsets_signed",
     "delegations", "secure_delegations", "glue_names", "occluded_names",
 )  # fmt: skip
+HASH = 20  # octets of an NSEC3 hash (SHA-1)
 
 
 class Fallback(Exception):
@@ -171,12 +186,15 @@ class State:
     lengths: array[int] = field(default_factory=lambda: array("Q"))  # each name's block
     namelens: array[int] = field(default_factory=lambda: array("B"))
     blob: bytes = b""  # the names (canonical wire), concatenated in output order
+    hashes: bytes = b""  # NSEC3: the chain's hashes (HASH octets each) in order
 
     def header(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k not in ("lengths", "namelens", "blob")}
+        body = ("lengths", "namelens", "blob", "hashes")
+        d = {k: v for k, v in self.__dict__.items() if k not in body}
         d["format"] = FORMAT
         d["n"] = len(self.lengths)
         d["blob_size"] = len(self.blob)
+        d["hashes_size"] = len(self.hashes)
         return d
 
 
@@ -196,7 +214,7 @@ def remove_state(out: str) -> None:
 
 
 def _dump_state(path: str, st: State) -> None:
-    body = st.lengths.tobytes() + st.namelens.tobytes() + st.blob
+    body = st.lengths.tobytes() + st.namelens.tobytes() + st.blob + st.hashes
     head = st.header()
     head["body_sha256"] = hashlib.sha256(body).hexdigest()
     with atomic_writer(path) as fh:
@@ -223,15 +241,22 @@ def load_state(path: str) -> State:
         body = memoryview(data)[eol + 1 :]
         if hashlib.sha256(body).hexdigest() != head.pop("body_sha256"):
             raise ValueError("damaged")
-        n, bsize = head.pop("n"), head.pop("blob_size")
-        if len(body) != n * 9 + bsize:
+        n, bsize, hsize = head.pop("n"), head.pop("blob_size"), head.pop("hashes_size")
+        if len(body) != n * 9 + bsize + hsize or hsize % HASH:
             raise ValueError("damaged")
         lengths: array[int] = array("Q")
         lengths.frombytes(body[: n * 8])
         namelens: array[int] = array("B")
         namelens.frombytes(body[n * 8 : n * 9])
         head["spans"] = [tuple(s) for s in head["spans"]]
-        st = State(**head, lengths=lengths, namelens=namelens, blob=bytes(body[n * 9 :]))
+        end = n * 9 + bsize
+        st = State(
+            **head,
+            lengths=lengths,
+            namelens=namelens,
+            blob=bytes(body[n * 9 : end]),
+            hashes=bytes(body[end:]),
+        )
         if sum(namelens) != len(st.blob):
             raise ValueError("damaged")
         return st
@@ -473,10 +498,13 @@ def write_full_state(
     max_expiration: int,
     counts: dict[str, int],
     copy: BackgroundCopy | None = None,
+    nsec3_hashes: bytes = b"",
 ) -> str | None:
     """Write ``out``'s state after a full sign; returns why not when it is not written.
-    ``copy``: the input's copy made meanwhile (else it is made now)."""
+    ``copy``: the input's copy made meanwhile (else it is made now). ``nsec3_hashes``: an
+    NSEC3 zone's chain (:attr:`signer.zone.sharded.ShardedResult.nsec3_hashes`)."""
     origin = settings.origin
+    nsec3 = settings.denial.mode == "nsec3"
     try:
         c = (copy or BackgroundCopy(zonefile, out, origin)).result()
         size, sha, tmp, facts = c.size, c.sha256, c.tmp, c.facts
@@ -493,6 +521,7 @@ def write_full_state(
                 - bundle_sigs
                 - counts["chain"]
                 - bundle_lines
+                - nsec3  # the NSEC3PARAM line
             )
             st = State(
                 fingerprint=settings.fingerprint(),
@@ -518,6 +547,7 @@ def write_full_state(
                 lengths=index.lengths,
                 namelens=index.namelens,
                 blob=index.blob,
+                hashes=nsec3_hashes if nsec3 else b"",
             )
             os.replace(tmp, input_path(out))
             tmp = ""
@@ -807,6 +837,8 @@ class _Element:
     new: Content = field(default_factory=dict)
     first_old: bytes | None = None
     first_new: bytes | None = None
+    hashed: bool = False  # an NSEC3 owner (its hash label right below the apex)
+    nsec3: tuple[bytes, bytes] | None = None  # hashed: (hash, new NSEC3 RDATA); None: removed
 
 
 @dataclass
@@ -826,6 +858,7 @@ class Outcome:
     verified: int
     timings: dict[str, float]
     processes: int = 1
+    nsec3: dict[str, int] | None = None  # NSEC3 records added, removed, re-rendered
 
 
 class _Clock:
@@ -857,11 +890,11 @@ def sign_incremental(
     state after it); raise :class:`Fallback` (nothing written) when the full path must run."""
     clock = _Clock()
     s = settings
-    if s.denial.mode != "nsec":
-        raise Fallback("NSEC3 zones are always signed in full")
     st = load_state(state_path(previous))
     if st.fingerprint != s.fingerprint() or st.origin != s.origin.hex():
         raise Fallback("the state was made with another key, zone or policy")
+    if s.denial.mode == "nsec3" and len(st.hashes) != HASH * st.counts["chain"]:
+        raise Fallback("the state does not hold the NSEC3 chain of the previous zone")
     now = s.times.now
     if st.min_expiration <= now + s.refresh:
         raise Fallback("signatures of the previous zone expire within the refresh interval")
@@ -950,6 +983,7 @@ def sign_incremental(
             verified=result.verified,
             timings=clock.t,
             processes=result.processes,
+            nsec3=result.nsec3,
         )
     raise AssertionError("unreachable")
 
@@ -994,6 +1028,8 @@ class _Result:
     verified: int
     duplicates: bool  # an added record was in the previous zone already
     processes: int = 1
+    hashes: bytes = b""  # NSEC3: the new chain's hashes in order
+    nsec3: dict[str, int] | None = None
 
 
 @dataclass
@@ -1010,6 +1046,8 @@ class _Partial:
     serial: int | None  # the share holding the apex: the new serial, the input's
     unsigned: int | None
     duplicates: bool = False
+    nsec3_found: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
+    nsec3_expected: list[tuple[bytes, bool, bytes, bytes]] = field(default_factory=list)
 
 
 def _split(groups: list[list[_Element]], jobs: int) -> list[list[list[_Element]]]:
@@ -1106,6 +1144,118 @@ def _child(
         conn.close()
 
 
+# -- the NSEC3 chain -----------------------------------------------------------------------------
+class _Hashes:
+    """A blob of hashes (HASH octets each, in order) as a read-only sequence: ``bisect``
+    runs on it in C, no object per hash until asked."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def __len__(self) -> int:
+        return len(self.blob) // HASH
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.blob[i * HASH : i * HASH + HASH]
+
+    def has(self, h: bytes) -> bool:
+        i = bisect_left(self, h)
+        return i < len(self) and self[i] == h
+
+
+class _Chain:
+    """The NSEC3 chain after the change: the previous chain (sorted hashes, from the state)
+    less ``removed`` (hashes of that chain) plus ``added`` (hashes not in it)."""
+
+    def __init__(self, old: _Hashes, removed: set[bytes], added: list[bytes]) -> None:
+        self.old = old
+        self.removed = removed
+        self.added = sorted(added)
+        self.size = len(old) - len(removed) + len(added)
+        if self.size <= 0:
+            raise Fallback("the NSEC3 chain would be empty")
+
+    def _up(self, i: int) -> bytes | None:
+        """The first hash of the previous chain at or after index ``i`` that stays."""
+        old, removed = self.old, self.removed
+        while i < len(old):
+            h = old[i]
+            if h not in removed:
+                return h
+            i += 1
+        return None
+
+    def _down(self, i: int) -> bytes | None:
+        """The last hash of the previous chain at or before index ``i`` that stays."""
+        old, removed = self.old, self.removed
+        while i >= 0:
+            h = old[i]
+            if h not in removed:
+                return h
+            i -= 1
+        return None
+
+    def has(self, h: bytes) -> bool:
+        if h in self.removed:
+            return False
+        i = bisect_left(self.added, h)
+        return (i < len(self.added) and self.added[i] == h) or self.old.has(h)
+
+    def succ(self, h: bytes) -> bytes:
+        """The next hash after ``h`` in the chain (the first after the last)."""
+        added = self.added
+        j = bisect_right(added, h)
+        a = added[j] if j < len(added) else None
+        found = [c for c in (self._up(bisect_right(self.old, h)), a) if c is not None]
+        if not found:  # wrap around
+            found = [c for c in (self._up(0), added[0] if added else None) if c is not None]
+        return min(found)
+
+    def pred(self, h: bytes) -> bytes:
+        """The hash before ``h`` in the chain (the last before the first)."""
+        added = self.added
+        j = bisect_left(added, h)
+        a = added[j - 1] if j else None
+        found = [c for c in (self._down(bisect_left(self.old, h) - 1), a) if c is not None]
+        if not found:  # wrap around
+            last = added[-1] if added else None
+            found = [c for c in (self._down(len(self.old) - 1), last) if c is not None]
+        return max(found)
+
+    def blob(self) -> bytes:
+        """The chain's hashes in order, concatenated (for the next state)."""
+        old = self.old
+        cuts = sorted(bisect_left(old, h) for h in self.removed)
+        parts: list[bytes] = []
+        prev = 0
+        for i in cuts:
+            parts.append(old.blob[prev * HASH : i * HASH])
+            prev = i + 1
+        parts.append(old.blob[prev * HASH :])
+        kept = _Hashes(b"".join(parts))
+        out: list[bytes] = []
+        prev = 0
+        for h in self.added:
+            i = bisect_left(kept, h)
+            out.append(kept.blob[prev * HASH : i * HASH])
+            out.append(h)
+            prev = i
+        out.append(kept.blob[prev * HASH :])
+        return b"".join(out)
+
+
+def _nsec3_fields(rd: bytes) -> tuple[bytes, bytes, bytes]:
+    """(header up to the salt, next hash, type bitmap) of an NSEC3 RDATA."""
+    slen = rd[4]
+    hl = rd[5 + slen]
+    return rd[: 5 + slen], rd[6 + slen : 6 + slen + hl], rd[6 + slen + hl :]
+
+
+def _nsec3_head(d: Denial) -> bytes:
+    """What every NSEC3 RDATA of the chain starts with (see nsec3.link_chain)."""
+    return struct.pack("!BBHB", 1, 1 if d.optout else 0, d.iterations, len(d.salt)) + d.salt
+
+
 class _Plan:
     def __init__(self, st: State, pm: Buf, s: Settings, path: str) -> None:
         self.st = st
@@ -1120,6 +1270,13 @@ class _Plan:
             raise Fallback("the state's index does not fit the previous signed zone")
         self.previous: Previous = {}
         self.sample: list[bytes] | None = None  # canonical keys of every _STRIDE-th name
+        # NSEC3 (see _plan_nsec3)
+        self.nsec3 = s.denial.mode == "nsec3"
+        self.chain: _Chain | None = None
+        self.render: frozenset[bytes] = frozenset()  # hashes whose NSEC3 is re-rendered
+        self.ents = 0  # change in the number of empty non-terminals in the chain
+        self.duplicates = False
+        self.nsec3_stats: dict[str, int] | None = None
 
     # -- locating subtrees ---------------------------------------------------------------
     def range_of(self, child: bytes) -> tuple[int, int]:
@@ -1164,10 +1321,22 @@ class _Plan:
         prev = self.previous
         unsigned = self.st.unsigned_serial
         assert unsigned is not None
+        skip = (T_NSEC, T_NSEC3)
+        apex_skip = (*BUNDLE_TYPES, T_NSEC3PARAM)
         for owner, ents in nodes.items():
             e = by_child.get(apex_child(owner, origin))
             if e is None:
                 raise Fallback("the previous signed zone does not fit the state's index")
+            if self.nsec3:
+                types = {ent[0] for ent in ents}
+                if e.hashed:
+                    ok = owner == e.child and T_NSEC3 in types and types <= {T_NSEC3, T_RRSIG}
+                else:
+                    ok = T_NSEC3 not in types
+                if not ok:
+                    raise Fallback(
+                        "a name of the zone is the owner of an NSEC3 record (a hash collision)"
+                    )
             sigs: dict[int, list[bytes]] = {}
             content: dict[int, tuple[int, set[bytes]]] = {}
             for rtype, ttl, rds, _ in ents:
@@ -1185,7 +1354,7 @@ class _Plan:
                 prev[(owner, rtype)] = RRset(
                     owner, rtype, ttl, rdatas, tuple(sorted(set(sigs.get(rtype, ()))))
                 )
-                if rtype == T_NSEC or (owner == origin and rtype in BUNDLE_TYPES):
+                if rtype in skip or (owner == origin and rtype in apex_skip):
                     continue
                 if owner == origin and rtype == T_SOA:
                     rdatas = (soa_with_serial(rdatas[0], unsigned),)
@@ -1214,8 +1383,11 @@ class _Plan:
                 c = apex_child(owner, origin)
                 if c not in touched:
                     touched[c] = _Element(c, *self.range_of(c))
-        for c in self._extras(touched, delta):
-            touched[c] = _Element(c, *self.range_of(c))
+        if self.nsec3:
+            self._plan_nsec3(touched, delta)
+        else:
+            for c in self._extras(touched, delta):
+                touched[c] = _Element(c, *self.range_of(c))
         elements = sorted(touched.values(), key=lambda e: (e.lo, canonical_key(e.child)))
         # group into runs of elements adjacent in the previous output
         groups: list[list[_Element]] = []
@@ -1269,9 +1441,145 @@ class _Plan:
         removed = sum(len(set(ent[2])) for ent in gone if isinstance(ent[2], list))
         return removed >= have
 
+    # -- NSEC3 -----------------------------------------------------------------------------
+    def _plan_nsec3(self, touched: dict[bytes, _Element], delta: Delta) -> None:
+        """NSEC3: parse and change the touched subtrees here (before any fork: the processes
+        inherit them), diff their chain entries (names with an NSEC3 and their bitmaps, ENTs;
+        opt-out leaves insecure delegations out) and add to ``touched`` the NSEC3 owners to
+        render: each chain entry of a touched subtree (added, or maybe a new bitmap), each
+        removed one (rendered as nothing), and the predecessor in hash order of every added
+        or removed hash (its next hash changes). The chain's order comes from the state."""
+        origin = self.origin
+        d = self.s.denial
+        regular = list(touched.values())
+        self._parse(regular)
+        self.duplicates = self._apply(touched, delta)
+        old_h: dict[bytes, bytes] = {}  # hash -> bitmap, of the touched subtrees before
+        new_h: dict[bytes, bytes] = {}  # and after the change
+        for e in regular:
+            for content, dest, new in ((e.old, old_h, False), (e.new, new_h, True)):
+                entries, ents = self._chain_entries(e.child == origin, content, new)
+                self.ents += len(ents) if new else -len(ents)
+                for h, bitmap, _name in hash_entries(entries, d.salt, d.iterations):
+                    if h in dest:
+                        raise Fallback("an NSEC3 hash collision among the changed names")
+                    dest[h] = bitmap
+        old = _Hashes(self.st.hashes)
+        if not all(old.has(h) for h in old_h):
+            raise Fallback("the state's NSEC3 chain lacks a hash of the previous zone")
+        added = [h for h in new_h if h not in old_h]
+        if any(old.has(h) for h in added):
+            raise Fallback("an added name's NSEC3 hash is in the chain already (a hash collision)")
+        removed = {h for h in old_h if h not in new_h}
+        chain = _Chain(old, removed, added)
+        render = set(new_h)
+        render.update(chain.pred(h) for h in (*added, *removed))
+        hashed: list[_Element] = []
+        fresh = set(added)
+        for h in sorted(render | removed):
+            owner = nsec3_owner(h, origin)
+            if owner in touched:
+                raise Fallback("a changed name is the owner of an NSEC3 record (a hash collision)")
+            e = _Element(owner, *self.range_of(owner), hashed=True)
+            if e.hi == e.lo and h not in fresh:
+                raise Fallback("the state's index lacks an NSEC3 owner of its chain")
+            hashed.append(e)
+            touched[owner] = e
+        self._parse([e for e in hashed if e.hi > e.lo])  # refuses other data at an owner
+        head = _nsec3_head(d)
+        for e in hashed:
+            h = b32hex_decode(e.child[1 : 1 + e.child[0]].decode("ascii"))
+            if h in removed:
+                continue
+            if h in new_h:
+                bitmap = new_h[h]
+            else:  # a predecessor in an untouched subtree: its bitmap stays
+                prev = self.previous.get((e.child, T_NSEC3))
+                if prev is None or len(prev.rdatas) != 1:
+                    raise Fallback("an NSEC3 owner of the previous zone has not one NSEC3")
+                phead, _next, bitmap = _nsec3_fields(prev.rdatas[0])
+                if phead != head:
+                    raise Fallback("an NSEC3 record of the previous zone has other parameters")
+            e.nsec3 = (h, head + bytes((HASH,)) + chain.succ(h) + bitmap)
+        self.chain = chain
+        self.render = frozenset(render)
+        self.nsec3_stats = {"added": len(added), "removed": len(removed), "rendered": len(render)}
+
+    def _nsec3param(self) -> RRset:
+        d = self.s.denial
+        return nsec3param_rrset(self.origin, self.st.negative_ttl, d.salt, d.iterations)
+
+    def _chain_entries(
+        self, apex: bool, content: Content, new: bool
+    ) -> tuple[dict[bytes, list[int]], list[bytes]]:
+        """The NSEC3 chain entries of one subtree's content (the apex with the bundle's
+        RRsets and the NSEC3PARAM, as the full path hashes it)."""
+        zone = _zone(self.origin, [content], serial=None)
+        if not zone.order:
+            return {}, []
+        if apex:
+            node = zone.nodes[self.origin]
+            node.extend(self.s.apex_rrsets)
+            node.append(self._nsec3param())
+            node.sort(key=lambda r: r.rtype)
+        what = "a zone rule" if new else "the previous zone breaks a rule"
+        _quiet_classify(zone, apex, what)
+        return chain_entries(zone, optout=self.s.denial.optout)
+
+    def _old_next(self, h: bytes) -> bytes | None:
+        """The next hash in the previous zone's NSEC3 record of hash ``h`` (None: none)."""
+        owner = nsec3_owner(h, self.origin)
+        prev = self.previous.get((owner, T_NSEC3))
+        if prev is not None:
+            return _nsec3_fields(prev.rdatas[0])[1] if len(prev.rdatas) == 1 else None
+        lo, hi = self.range_of(owner)
+        if hi != lo + 1 or self.names[lo] != owner:
+            return None
+        for line in bytes(self.pm[self.off[lo] : self.off[hi]]).split(b"\n"):
+            f = line.split(b"\t")
+            if len(f) == 5 and f[3] == b"NSEC3":
+                try:
+                    return b32hex_decode(f[4].split()[4].decode("ascii"))
+                except (ValueError, IndexError, UnicodeDecodeError):
+                    return None
+        return None
+
+    def _check_chain(self, parts: list[_Partial]) -> None:
+        """Before anything is written: the NSEC3 records rendered are the planned ones, each
+        links into the chain (its predecessor, rendered or kept from the previous zone,
+        points to it; it points to the next hash), and every chain name of the re-rendered
+        subtrees has its NSEC3 with the bitmap the verifier expects."""
+        chain = self.chain
+        assert chain is not None
+        found = {h: rd for p in parts for h, rd, _owner in p.nsec3_found}
+        if found.keys() != self.render:
+            raise Fallback("the NSEC3 records rendered are not the planned ones")
+        head = _nsec3_head(self.s.denial)
+        for h, rd in found.items():
+            fhead, nxt, _bitmap = _nsec3_fields(rd)
+            if fhead != head or nxt != chain.succ(h):
+                raise Fallback(
+                    f"the re-rendered NSEC3 record of {b32hex(h).decode()} does not link"
+                )
+            before = chain.pred(h)
+            prd = found.get(before)
+            if (_nsec3_fields(prd)[1] if prd is not None else self._old_next(before)) != h:
+                raise Fallback(f"the NSEC3 record before {b32hex(h).decode()} does not point to it")
+        for part in parts:
+            for h, required, bitmap, name in part.nsec3_expected:
+                got = found.get(h)
+                if got is None and (required or chain.has(h)):
+                    raise Fallback(f"{name_to_text(name)} has no NSEC3 record")
+                if got is not None and _nsec3_fields(got)[2] != bitmap:
+                    raise Fallback(f"the NSEC3 bitmap of {name_to_text(name)} is not the expected")
+
     def _work(
         self, groups: list[list[_Element]], key: KeyLike, delta: Delta, planned: frozenset[bytes]
     ) -> _Partial:
+        if self.nsec3:  # parsed and changed while planning
+            part = self._sign(groups, key)
+            part.duplicates = self.duplicates
+            return part
         elements = [e for g in groups for e in g]
         self._parse(elements)
         mine = {e.child: e for e in elements}
@@ -1369,6 +1677,9 @@ class _Plan:
         if groups and groups[0][0].child == origin:
             soa_rd, serial, unsigned = self._apex_serial(groups[0][0])
         dnskey = next(rs for rs in s.apex_rrsets if rs.rtype == T_DNSKEY)
+        param = self._nsec3param() if self.nsec3 else None
+        found: list[tuple[bytes, bytes, bytes]] = []
+        expected: list[tuple[bytes, bool, bytes, bytes]] = []
         sign = fast_signer(key)
         counts = dict.fromkeys(_COUNT_KEYS, 0)
         runs: list[_Run] = []
@@ -1389,7 +1700,7 @@ class _Plan:
                 for owner in e.old:
                     for t in by_owner[owner]:
                         counts["rrsets"] -= 1
-                        counts["chain"] -= t == T_NSEC
+                        counts["chain"] -= t in (T_NSEC, T_NSEC3)
                         bundle = owner == origin and t in BUNDLE_TYPES
                         counts["rrsets_signed"] -= (
                             bool(self.previous[(owner, t)].sigs) and not bundle
@@ -1397,7 +1708,8 @@ class _Plan:
             old_zone = _zone(origin, [e.old for e in g], serial=None)
             _add_cls(old_cls, _quiet_classify(old_zone, has_apex))
             zone = _zone(origin, [e.new for e in g], serial=None)
-            if not zone.order:
+            records = sorted(e.nsec3 for e in g if e.nsec3 is not None)
+            if not zone.order and not records:
                 runs.append(_Run(lo, hi, [], array("Q"), b""))
                 continue
             if has_apex:
@@ -1410,13 +1722,23 @@ class _Plan:
                     for rs in node
                 ]
                 node.extend(s.apex_rrsets)
+                if param is not None:
+                    node.append(param)
                 node.sort(key=lambda r: r.rtype)
-            try:
-                cls = classify(zone, apex=has_apex)
-            except DnssecCeremonyError as exc:
-                raise Fallback(f"a zone rule: {exc}") from None
-            _add_cls(new_cls, cls)
-            chain = add_nsec(zone, wrap_to=wrap, ttl=neg)
+            if zone.order:
+                try:
+                    cls = classify(zone, apex=has_apex)
+                except DnssecCeremonyError as exc:
+                    raise Fallback(f"a zone rule: {exc}") from None
+                _add_cls(new_cls, cls)
+            if param is None:
+                chain = add_nsec(zone, wrap_to=wrap, ttl=neg)
+            else:
+                try:
+                    insert_nsec3(zone, records, neg)
+                except Nsec3Collision as exc:
+                    raise Fallback(f"NSEC3: {exc}") from None
+                chain = len(records)
             lengths: array[int] = array("Q")
             rctx = RangeContext(zone, s.params, s.times, self.previous, s.refresh, sign, lengths)
             res = sign_range(rctx, 0, len(zone.order))
@@ -1431,7 +1753,14 @@ class _Plan:
             v = s.verify
             part = verify_shard(
                 zone,
-                ShardContext(0 if has_apex else 1, 2, dnskey, neg, None, wrap),
+                ShardContext(
+                    0 if has_apex else 1,
+                    2,
+                    dnskey,
+                    neg,
+                    param.rdatas[0] if param is not None else None,
+                    wrap,
+                ),
                 trust_anchor_ds=v.trust_anchor,
                 now=s.times.now,
                 level="full",
@@ -1441,11 +1770,16 @@ class _Plan:
             if part.failure_total:
                 raise ZoneVerificationFailed(part.failures, part.failure_total)
             verified += part.rrsigs_verified
+            found.extend(part.nsec3_found)
+            expected.extend(part.nsec3_expected)
             rendered += len(zone.order)
             runs.append(_Run(lo, hi, zone.order, lengths, res.text))
         for f in ("delegations", "secure_delegations", "glue_names", "occluded_names"):
             counts[f] += getattr(new_cls, f) - getattr(old_cls, f)
-        return _Partial(runs, created, lo_exp, hi_exp, rendered, verified, counts, serial, unsigned)
+        return _Partial(
+            runs, created, lo_exp, hi_exp, rendered, verified, counts, serial, unsigned,
+            nsec3_found=found, nsec3_expected=expected,
+        )  # fmt: skip
 
     def _combine(self, parts: list[_Partial]) -> _Result:
         head = parts[0]
@@ -1455,13 +1789,20 @@ class _Plan:
         for p in parts:
             for k, v in p.counts.items():
                 counts[k] += v
+        hashes = b""
+        if self.chain is not None:
+            self._check_chain(parts)
+            hashes = self.chain.blob()
+            if len(hashes) != HASH * counts["chain"]:
+                raise Fallback("the NSEC3 chain and the records rendered disagree in number")
+            counts["empty_non_terminals"] = counts.get("empty_non_terminals", 0) + self.ents
         return _Result(
             [r for p in parts for r in p.runs], head.serial, head.unsigned, counts,
             sum(p.created for p in parts),
             min([p.lo_exp for p in parts] + [self.st.min_expiration]),
             max([p.hi_exp for p in parts] + [self.st.max_expiration]),
             sum(p.rendered for p in parts), sum(p.verified for p in parts),
-            any(p.duplicates for p in parts), len(parts),
+            any(p.duplicates for p in parts), len(parts), hashes, self.nsec3_stats,
         )  # fmt: skip
 
     # -- output --------------------------------------------------------------------------
@@ -1535,6 +1876,7 @@ class _Plan:
             lengths=lengths,
             namelens=namelens,
             blob=b"".join(blob),
+            hashes=result.hashes,
         )
 
 
@@ -1556,7 +1898,9 @@ def _zone(origin: bytes, contents: list[Content], serial: int | None) -> Zone:
     return z
 
 
-def _quiet_classify(zone: Zone, apex: bool) -> Classification:
+def _quiet_classify(
+    zone: Zone, apex: bool, what: str = "the previous zone breaks a rule"
+) -> Classification:
     if not zone.order:
         return Classification()
     lg = logging.getLogger("dnssec_ceremony.zone")
@@ -1565,7 +1909,7 @@ def _quiet_classify(zone: Zone, apex: bool) -> Classification:
     try:
         return classify(zone, apex=apex)
     except DnssecCeremonyError as exc:
-        raise Fallback(f"the previous zone breaks a rule ({exc})") from None
+        raise Fallback(f"{what} ({exc})") from None
     finally:
         lg.disabled = was
 
