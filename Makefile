@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEB_PACKAGES := softhsm2 opensc bind9-utils bind9-dnsutils ldnsutils knot-dnssecutils knot unbound chromium
 DEMO_DIR ?= demo-out
 
-.PHONY: all deps debs venv lint typecheck pytest test demo clean
+.PHONY: all deps debs venv accel lint typecheck pytest test demo clean
 
 all: test
 
@@ -31,7 +31,13 @@ $(BIN)/activate:
 venv: $(BIN)/activate
 	$(BIN)/pip install -q -e '.[test]'
 
-deps: debs venv
+# The mypyc build of signer/zone's hot modules (build/accel, never committed); rebuilt when
+# their sources changed, skipped with one line when there is no C compiler or Python headers
+# (zonesigner then runs as pure Python; ZONESIGNER_PURE=1 forces that).
+accel: venv
+	$(BIN)/python -m signer.zone._accel_build
+
+deps: debs venv accel
 
 lint: deps
 	$(BIN)/ruff check $(wildcard signer ceremony tests benchmarks hsm-sim)

@@ -24,7 +24,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
-from typing import NoReturn, cast
+from typing import Final, NoReturn, cast
 
 import dns.exception
 import dns.name
@@ -34,6 +34,7 @@ import dns.rdatatype
 
 from signer.errors import InputError
 from signer.rrsig import canonical_rdata
+from signer.zone import _accel
 from signer.zone.model import (
     T_A,
     T_AAAA,
@@ -58,14 +59,16 @@ from signer.zone.model import (
     name_to_text,
 )
 
-DNSSEC_TYPES = frozenset({T_DNSKEY, T_RRSIG, T_NSEC, T_NSEC3, T_NSEC3PARAM})
-_CLASSES = {"IN": True, "CLASS1": True, "CH": False, "HS": False, "CS": False, "ANY": False}
-_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_MAX_INCLUDE_DEPTH = 16
-_NAME_TYPES = frozenset({T_NS, T_CNAME, T_PTR, T_DNAME})
-_TOKEN_CACHE = 1000  # bound of each fast-path token table
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
 
-_type_cache: dict[str, int] = {}
+DNSSEC_TYPES: Final = frozenset({T_DNSKEY, T_RRSIG, T_NSEC, T_NSEC3, T_NSEC3PARAM})
+_CLASSES: Final = {"IN": True, "CLASS1": True, "CH": False, "HS": False, "CS": False, "ANY": False}
+_TTL_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_INCLUDE_DEPTH: Final = 16
+_NAME_TYPES: Final = frozenset({T_NS, T_CNAME, T_PTR, T_DNAME})
+_TOKEN_CACHE: Final = 1000  # bound of each fast-path token table
+
+_type_cache: Final[dict[str, int]] = {}
 
 
 def _rtype(tok: str) -> int | None:
@@ -818,7 +821,7 @@ def scratch_zone(origin: bytes, scratch: Scratch) -> Zone:
     return Zone(origin, nodes)
 
 
-_rtype_of = itemgetter(0)
+_rtype_of: Final = itemgetter(0)
 
 
 def _b64(text: str, what: str, path: str, line: int) -> bytes:
@@ -828,7 +831,7 @@ def _b64(text: str, what: str, path: str, line: int) -> bytes:
         raise InputError(f"{what} is not base64", path=path, line=line) from None
 
 
-_day_cache: dict[str, int] = {}
+_day_cache: Final[dict[str, int]] = {}
 
 
 def _sigtime(tok: str, path: str, line: int) -> int:
@@ -863,7 +866,7 @@ def _type_of(tok: str, path: str, line: int) -> int:
     return t
 
 
-_bitmap_cache: dict[tuple[str, ...], bytes] = {}
+_bitmap_cache: Final[dict[tuple[str, ...], bytes]] = {}
 
 
 def _bitmap_from_tokens(toks: list[str], path: str, line: int) -> bytes:

@@ -77,40 +77,43 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from signer.errors import InputError
+from signer.zone import _accel
+
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
 
 # RR types the signer treats specially
-T_A = 1
-T_NS = 2
-T_CNAME = 5
-T_SOA = 6
-T_PTR = 12
-T_MX = 15
-T_TXT = 16
-T_AAAA = 28
-T_SRV = 33
-T_DNAME = 39
-T_DS = 43
-T_RRSIG = 46
-T_NSEC = 47
-T_DNSKEY = 48
-T_NSEC3 = 50
-T_NSEC3PARAM = 51
-T_CDS = 59
-T_CDNSKEY = 60
-T_CAA = 257
+T_A: Final = 1
+T_NS: Final = 2
+T_CNAME: Final = 5
+T_SOA: Final = 6
+T_PTR: Final = 12
+T_MX: Final = 15
+T_TXT: Final = 16
+T_AAAA: Final = 28
+T_SRV: Final = 33
+T_DNAME: Final = 39
+T_DS: Final = 43
+T_RRSIG: Final = 46
+T_NSEC: Final = 47
+T_DNSKEY: Final = 48
+T_NSEC3: Final = 50
+T_NSEC3PARAM: Final = 51
+T_CDS: Final = 59
+T_CDNSKEY: Final = 60
+T_CAA: Final = 257
 
-CLASS_IN = 1
+CLASS_IN: Final = 1
 
-KIND_APEX = 0
-KIND_AUTH = 1
-KIND_DELEGATION = 2
-KIND_OCCLUDED = 3
-KIND_NSEC3 = 4
+KIND_APEX: Final = 0
+KIND_AUTH: Final = 1
+KIND_DELEGATION: Final = 2
+KIND_OCCLUDED: Final = 3
+KIND_NSEC3: Final = 4
 
-ROOT = b"\x00"
+ROOT: Final = b"\x00"
 
 
 class RRset(NamedTuple):
@@ -121,6 +124,7 @@ class RRset(NamedTuple):
     sigs: tuple[bytes, ...] = ()
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable: see _accel
 @dataclass(frozen=True)
 class SignedInfo:
     denial: str  # "nsec" or "nsec3"
@@ -260,10 +264,10 @@ def parent_of(name: bytes) -> bytes:
     return name[1 + name[0] :]
 
 
-_ESCAPE_IN_LABEL = frozenset(b'.\\"();@$ ')
+_ESCAPE_IN_LABEL: Final = frozenset(b'.\\"();@$ ')
 
 
-_SAFE_OCTETS = bytes(c for c in range(0x21, 0x7F) if c not in _ESCAPE_IN_LABEL)
+_SAFE_OCTETS: Final = bytes(c for c in range(0x21, 0x7F) if c not in _ESCAPE_IN_LABEL)
 
 
 def name_to_text(name: bytes) -> str:
@@ -423,7 +427,7 @@ class RrsigFields(NamedTuple):
     signature: bytes
 
 
-_RRSIG_HEAD = struct.Struct("!HBBIIIH")
+_RRSIG_HEAD: Final = struct.Struct("!HBBIIIH")
 
 
 def rrsig_fields(rdata: bytes) -> RrsigFields:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
+from signer.zone import _accel
 from signer.zone.model import (
     KIND_APEX,
     KIND_AUTH,
@@ -23,6 +24,8 @@ from signer.zone.model import (
     soa_fields,
     type_bitmap,
 )
+
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
 
 
 def negative_ttl(zone: Zone) -> int:

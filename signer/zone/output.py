@@ -11,13 +11,14 @@ import socket
 import struct
 from binascii import b2a_base64
 from collections.abc import Iterable, MutableSequence
-from typing import IO
+from typing import IO, Final
 
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
 from signer.rrsig import time_text
+from signer.zone import _accel
 from signer.zone.model import (
     T_A,
     T_AAAA,
@@ -40,7 +41,9 @@ from signer.zone.model import (
     soa_fields,
 )
 
-_type_names: dict[int, str] = {}
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
+_type_names: Final[dict[int, str]] = {}
 
 
 def type_name(t: int) -> str:
@@ -77,9 +80,9 @@ def _txt(data: bytes) -> str:
     return " ".join(out)
 
 
-_name_cache: dict[bytes, str] = {}
-_bitmap_cache: dict[bytes, str] = {}
-_CACHE_MAX = 200_000
+_name_cache: Final[dict[bytes, str]] = {}
+_bitmap_cache: Final[dict[bytes, str]] = {}
+_CACHE_MAX: Final = 200_000
 
 
 def _cached_name(name: bytes) -> str:
@@ -97,13 +100,6 @@ def _cached_name(name: bytes) -> str:
 # Owners and next names are unique per node, so they stay out of _name_cache (which would
 # otherwise hold a key and a text per name of the zone, ~18 MB per 100k delegations).
 _next_name: tuple[bytes, str] = (b"", "")
-
-
-def _owner_text(name: bytes) -> str:
-    if name == _next_name[0]:
-        return _next_name[1]
-    s = _name_cache.get(name)  # glue owners are NS targets
-    return s if s is not None else name_to_text(name)
 
 
 def _next_text(name: bytes) -> str:
@@ -167,7 +163,7 @@ def rdata_text(rtype: int, rd: bytes) -> str:
     return r.to_text()
 
 
-_time_cache: dict[int, str] = {}
+_time_cache: Final[dict[int, str]] = {}
 
 
 def _time(t: int) -> str:
@@ -179,15 +175,14 @@ def _time(t: int) -> str:
     return s
 
 
-_sig_text_cache: dict[bytes, str] = {}
-_mid_cache: dict[tuple[int, int], str] = {}  # (TTL, type) -> "\tTTL\tIN\tTYPE\t"
-_TIMES = struct.Struct("!II")
+_sig_text_cache: Final[dict[bytes, str]] = {}
+_TIMES: Final = struct.Struct("!II")
 
 
-_sig_head_cache: dict[bytes, str] = {}
+_sig_head_cache: Final[dict[bytes, str]] = {}
 
 
-_last_signer: list[bytes] = [b"\xff"]  # the signer name of the RRSIG rendered last
+_last_signer: Final[list[bytes]] = [b"\xff"]  # the signer name of the RRSIG rendered last
 
 
 def _rrsig_text(sig: bytes) -> str:
@@ -222,6 +217,141 @@ def _node_rrsets(zone: Zone, name: bytes) -> list[RRset]:
     return rrsets
 
 
+# -- the text as bytes, piece by piece (names_text's hot path) ------------------------------
+# Presentation names are ASCII (name_to_text escapes every other octet), so the lines are
+# assembled as bytes pieces joined once: no str per line, no encoding of the whole text.
+
+_SAFE: Final = bytes(c for c in range(0x21, 0x7F) if c not in b'.\\"();@$ ')
+_name_bytes_cache: Final[dict[bytes, bytes]] = {}
+_bitmap_line_cache: Final[dict[bytes, bytes]] = {}  # NSEC bitmap -> b" TYPE ...\n"
+_mid_bytes: Final[dict[int, bytes]] = {}  # TTL << 16 | type -> b"\tTTL\tIN\tTYPE\t"
+_sig_head_bytes: Final[dict[bytes, bytes]] = {}  # RRSIG octets 0-7 -> b"TYPE ALG LABELS TTL "
+_time_bytes: Final[dict[int, bytes]] = {}  # seconds -> b"YYYYMMDDHHMMSS "
+_next_owner: Final[list[bytes]] = [b"", b""]  # the NSEC next name rendered last, and its text
+
+
+def _name_bytes(name: bytes) -> bytes:
+    """``name_to_text(name)`` as ASCII bytes; spelled out for names without escapes."""
+    parts: list[bytes] = []
+    i = 0
+    n = name[0]
+    while n:
+        lab = name[i + 1 : i + 1 + n]
+        if lab.translate(None, _SAFE):
+            return name_to_text(name).encode("ascii")
+        parts.append(lab)
+        i += 1 + n
+        n = name[i]
+    if not parts:
+        return b"."
+    parts.append(b"")
+    return b".".join(parts)
+
+
+def _target_bytes(name: bytes) -> bytes:
+    """Text of a name that repeats (NS, CNAME, PTR, DNAME targets; glue owners)."""
+    s = _name_bytes_cache.get(name)
+    if s is None:
+        s = _name_bytes(name)
+        if len(_name_bytes_cache) >= _CACHE_MAX:
+            _name_bytes_cache.clear()
+        _name_bytes_cache[name] = s
+    return s
+
+
+def _owner_bytes(name: bytes) -> bytes:
+    # Owners and NSEC next names are unique per node: the owner of a node was rendered just
+    # before as the previous node's NSEC next name; they stay out of the name cache.
+    if name == _next_owner[0]:
+        return _next_owner[1]
+    s = _name_bytes_cache.get(name)  # glue owners are NS targets
+    return s if s is not None else _name_bytes(name)
+
+
+def _mid(ttl: int, rtype: int) -> bytes:
+    key = ttl << 16 | rtype
+    mid = _mid_bytes.get(key)
+    if mid is None:
+        mid = f"\t{ttl}\tIN\t{type_name(rtype)}\t".encode("ascii")
+        _mid_bytes[key] = mid
+    return mid
+
+
+def _time_b(t: int) -> bytes:
+    s = _time_bytes.get(t)
+    if s is None:
+        s = (time_text(t) + " ").encode("ascii")
+        if len(_time_bytes) < 1_000_000:
+            _time_bytes[t] = s
+    return s
+
+
+def _u32(b: bytes, i: int) -> int:
+    return b[i] << 24 | b[i + 1] << 16 | b[i + 2] << 8 | b[i + 3]
+
+
+def _add_rrsig(out: list[bytes], sig: bytes) -> None:
+    """The RRSIG RDATA text of ``sig``, then a newline, as pieces."""
+    signer = _last_signer[0]
+    if sig.startswith(signer, 18):  # wire names are prefix-free: the same signer name
+        i = 18 + len(signer)
+    else:
+        i = 18
+        while sig[i]:
+            i += 1 + sig[i]
+        i += 1
+        _last_signer[0] = sig[18:i]
+    key = sig[:8]
+    head = _sig_head_bytes.get(key)  # type covered, algorithm, labels, original TTL
+    if head is None:
+        tc, alg, lab, ottl = struct.unpack_from("!HBBI", sig)
+        head = f"{type_name(tc)} {alg} {lab} {ottl} ".encode("ascii")
+        if len(_sig_head_bytes) < 10_000:
+            _sig_head_bytes[key] = head
+    out.append(head)
+    out.append(_time_b(_u32(sig, 8)))
+    out.append(_time_b(_u32(sig, 12)))
+    key = sig[16:i]
+    tail = _sig_text_cache.get(key)  # key tag, signer
+    if tail is None:
+        tail = f"{sig[16] << 8 | sig[17]} {name_to_text(sig[18:i])} "
+        if len(_sig_text_cache) < 10_000:
+            _sig_text_cache[key] = tail
+    out.append(tail.encode("ascii"))
+    out.append(b2a_base64(sig[i:]))  # ends in the newline
+
+
+def _add_rdata(out: list[bytes], rtype: int, rd: bytes) -> None:
+    """The RDATA text of ``rd``, then a newline, as pieces."""
+    if rtype in (T_NS, T_CNAME, T_PTR, T_DNAME):
+        out.append(_target_bytes(rd))
+        out.append(b"\n")
+    elif rtype == T_NSEC:
+        i = 0
+        while rd[i]:
+            i += 1 + rd[i]
+        i += 1
+        nxt = rd[:i]
+        s = _name_bytes_cache.get(nxt)
+        if s is None:
+            s = _name_bytes(nxt)
+        _next_owner[0] = nxt
+        _next_owner[1] = s
+        out.append(s)
+        bitmap = rd[i:]
+        bm = _bitmap_line_cache.get(bitmap)
+        if bm is None:
+            types = _bitmap_text(bitmap)
+            bm = (" " + types + "\n" if types else "\n").encode("ascii")
+            if len(_bitmap_line_cache) < 10_000:
+                _bitmap_line_cache[bitmap] = bm
+        out.append(bm)
+    elif rtype == T_RRSIG:
+        _add_rrsig(out, rd)
+    else:
+        out.append(_encode(rdata_text(rtype, rd) + "\n"))
+
+
 def names_text(
     zone: Zone, names: Iterable[bytes], lengths: MutableSequence[int] | None = None
 ) -> bytes:
@@ -232,40 +362,44 @@ def names_text(
     ``lengths``: gets the length in bytes of each name's text appended (an index of the
     output, for incremental re-signing).
     """
-    out: list[str] = []
-    add = out.append
+    out: list[bytes] = []
     origin = zone.origin
     nodes = zone.nodes
-    mids = _mid_cache
-    lengths_from = -1  # where the current name's lines start in ``out``
+    start = -1  # where the current name's pieces start in ``out``
     for name in names:
         if lengths is not None:
-            if lengths_from >= 0:
-                block = "".join(out[lengths_from:])
-                lengths.append(len(block) if block.isascii() else len(_encode(block)))
-            lengths_from = len(out)
-        owner = _owner_text(name)
+            if start >= 0:
+                lengths.append(_size(out, start))
+            start = len(out)
+        owner = _owner_bytes(name)
         rrsets = nodes[name]
         if name == origin:
             rrsets = _node_rrsets(zone, name)
-        for _, rtype, ttl, rdatas, sigs in rrsets:
-            mid = mids.get((ttl, rtype))
-            if mid is None:
-                mid = mids[(ttl, rtype)] = f"\t{ttl}\tIN\t{type_name(rtype)}\t"
-            pre = owner + mid
-            for rd in rdatas:
-                add(pre + rdata_text(rtype, rd) + "\n")
+        for rs in rrsets:
+            rtype = rs[1]
+            ttl = rs[2]
+            mid = _mid(ttl, rtype)
+            for rd in rs[3]:
+                out.append(owner)
+                out.append(mid)
+                _add_rdata(out, rtype, rd)
+            sigs = rs[4]
             if sigs:
-                smid = mids.get((ttl, T_RRSIG))
-                if smid is None:
-                    smid = mids[(ttl, T_RRSIG)] = f"\t{ttl}\tIN\tRRSIG\t"
-                spre = owner + smid
+                smid = _mid(ttl, T_RRSIG)
                 for sig in sigs:
-                    add(spre + _rrsig_text(sig) + "\n")
-    if lengths is not None and lengths_from >= 0:
-        block = "".join(out[lengths_from:])
-        lengths.append(len(block) if block.isascii() else len(_encode(block)))
-    return _encode("".join(out))
+                    out.append(owner)
+                    out.append(smid)
+                    _add_rrsig(out, sig)
+    if lengths is not None and start >= 0:
+        lengths.append(_size(out, start))
+    return b"".join(out)
+
+
+def _size(pieces: list[bytes], start: int) -> int:
+    n = 0
+    for i in range(start, len(pieces)):
+        n += len(pieces[i])
+    return n
 
 
 def _encode(text: str) -> bytes:

@@ -26,8 +26,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Final
 
 from signer.errors import EXIT_INPUT, CheckFailed
+from signer.zone import _accel
 from signer.zone.model import (
     KIND_APEX,
     KIND_AUTH,
@@ -45,16 +47,24 @@ from signer.zone.model import (
     name_to_text,
 )
 
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
 log = logging.getLogger("dnssec_ceremony.zone")
 
-GLUE_TYPES = frozenset({T_A, T_AAAA})
-DELEGATION_TYPES = frozenset({T_NS, T_DS, T_A, T_AAAA})
-_rtype = attrgetter("rtype")
+GLUE_TYPES: Final = frozenset({T_A, T_AAAA})
+DELEGATION_TYPES: Final = frozenset({T_NS, T_DS, T_A, T_AAAA})
+_rtype: Final = attrgetter("rtype")
 
 # flag bits of a name's types (see _type_codes)
-_SOA, _NS, _DS, _DNAME, _GLUE_ONLY, _DELEGATION_ONLY = 1, 2, 4, 8, 16, 32
+_SOA: Final = 1
+_NS: Final = 2
+_DS: Final = 4
+_DNAME: Final = 8
+_GLUE_ONLY: Final = 16
+_DELEGATION_ONLY: Final = 32
 
 
+@_accel.mypyc_attr(native_class=False)
 class ZoneRuleError(CheckFailed):
     """The unsigned zone breaks a zone rule (exit code 2, an input error)."""
 

@@ -19,11 +19,15 @@ import logging
 import time
 
 from signer.errors import CheckFailed, InputError
+from signer.zone import _accel
+
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
 
 log = logging.getLogger("dnssec_ceremony.zone")
 MODES = ("keep", "increment", "unixtime", "datecounter")
 
 
+@_accel.mypyc_attr(native_class=False)
 class SerialWentBackwards(CheckFailed):
     requirement = "SIGNER-SERIAL"
 

@@ -24,8 +24,9 @@ import struct
 import time
 from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
+from signer.zone import _accel
 from signer.zone.model import (
     KIND_APEX,
     KIND_AUTH,
@@ -41,10 +42,12 @@ from signer.zone.model import (
     label_count,
 )
 
-_HEAD = struct.Struct("!HBBIIIH")
-_RRSIG_TIMES = struct.Struct("!II")
-_RR_TAIL = struct.Struct("!IH")  # ttl, rdlength (after owner, type, class)
-BUNDLE_TYPES = frozenset({T_DNSKEY, T_CDS, T_CDNSKEY})
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
+_HEAD: Final = struct.Struct("!HBBIIIH")
+_RRSIG_TIMES: Final = struct.Struct("!II")
+_RR_TAIL: Final = struct.Struct("!IH")  # ttl, rdlength (after owner, type, class)
+BUNDLE_TYPES: Final = frozenset({T_DNSKEY, T_CDS, T_CDNSKEY})
 
 
 class KeyLike(Protocol):
@@ -57,6 +60,7 @@ class KeyOpener(Protocol):
     def __call__(self) -> KeyLike: ...
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable: see _accel
 @dataclass(frozen=True)
 class SigTimes:
     now: int
@@ -71,6 +75,7 @@ class SigTimes:
         return self.now + self.validity - int.from_bytes(h[:8], "big") % (self.jitter + 1)
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable: see _accel
 @dataclass(frozen=True)
 class SignParams:
     algorithm: int
@@ -191,6 +196,7 @@ class RangeResult(NamedTuple):
     max_exp: int
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable: see _accel
 @dataclass(frozen=True)
 class RangeContext:
     zone: Zone
@@ -203,7 +209,7 @@ class RangeContext:
 
 
 # RR types signed at each kind of name (None: every type but the bundle's)
-_SIGNED_AT: dict[int, frozenset[int] | None] = {
+_SIGNED_AT: Final[dict[int, frozenset[int] | None]] = {
     KIND_APEX: None,
     KIND_AUTH: None,
     KIND_DELEGATION: frozenset({T_DS, T_NSEC}),
@@ -231,6 +237,8 @@ def sign_range(ctx: RangeContext, start: int, end: int) -> RangeResult:
     names = zone.order[start:end]
     bundle = BUNDLE_TYPES
     signed_at = _SIGNED_AT
+    # looked up in the module, not bound when compiled: tests replace it to inject faults
+    sign_one: Callable[..., bytes] = globals()["_sign_one"]
     for name in names:
         kind = kinds[name]
         if kind == KIND_OCCLUDED:
@@ -252,7 +260,7 @@ def sign_range(ctx: RangeContext, start: int, end: int) -> RangeResult:
                 if nlabels < 0:
                     nlabels = label_count(name)
                 exp = expiration(name, rtype)
-                sig = _sign_one(sign, params, inception, name, nlabels, rtype, ttl, rdatas, exp)
+                sig = sign_one(sign, params, inception, name, nlabels, rtype, ttl, rdatas, exp)
                 created += 1
             else:
                 exp = _RRSIG_TIMES.unpack_from(sig, 8)[0]

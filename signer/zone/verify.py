@@ -93,6 +93,7 @@ from collections.abc import Container, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import dns.exception
 import dns.name
@@ -104,6 +105,7 @@ from signer.crypto import PublicKey, verify_signature
 from signer.dnskey import FLAG_SEP, DnsKey, DsRecord
 from signer.errors import InputError, VerificationError
 from signer.rrsig import signing_data_wire, time_text
+from signer.zone import _accel
 from signer.zone.model import (
     CLASS_IN,
     T_DNAME,
@@ -129,24 +131,34 @@ from signer.zone.model import (
     type_bitmap,
 )
 
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
 log = logging.getLogger("signer.zone.verify")
 
-LEVELS = ("structural", "sample", "full")
+LEVELS: Final = ("structural", "sample", "full")
 DEFAULT_LEVEL = "sample"
-T_CDS = 59
-T_CDNSKEY = 60
-_KEY_SIGNED = frozenset({T_DNSKEY, T_CDS, T_CDNSKEY})
-MAX_REPORTED = 20
-_HEAD = struct.Struct("!HBBIIIH")
+T_CDS: Final = 59
+T_CDNSKEY: Final = 60
+_KEY_SIGNED: Final = frozenset({T_DNSKEY, T_CDS, T_CDNSKEY})
+MAX_REPORTED: Final = 20
+_HEAD: Final = struct.Struct("!HBBIIIH")
 PARALLEL_MIN = 4000  # fewer signatures than this are verified in-process (fork costs more)
 
 # name kinds as the verifier classifies them (independently of Zone.kinds)
-_AUTH, _DELEG, _NONAUTH, _NSEC3 = 0, 1, 2, 3
-# classification failures found by _Verifier._scan, reported by structure()
-_OUTSIDE, _NSEC3_PLACE = 0, 1
-# flags of an RRset type pattern
-_P_RRSIG, _P_NSEC, _P_NSEC3, _P_NS, _P_DNAME, _P_DS, _P_ALONE = 1, 2, 4, 8, 16, 32, 64
-_PATTERN_BITS = (
+_AUTH: Final = 0
+_DELEG: Final = 1
+_NONAUTH: Final = 2
+_NSEC3: Final = 3
+_OUTSIDE: Final = 0
+_NSEC3_PLACE: Final = 1
+_P_RRSIG: Final = 1
+_P_NSEC: Final = 2
+_P_NSEC3: Final = 4
+_P_NS: Final = 8
+_P_DNAME: Final = 16
+_P_DS: Final = 32
+_P_ALONE: Final = 64
+_PATTERN_BITS: Final = (
     (T_RRSIG, _P_RRSIG),
     (T_NSEC, _P_NSEC),
     (T_NSEC3, _P_NSEC3),
@@ -154,9 +166,10 @@ _PATTERN_BITS = (
     (T_DNAME, _P_DNAME),
     (T_DS, _P_DS),
 )
-_B32HEX_DIGITS = b"0123456789abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUV"
+_B32HEX_DIGITS: Final = b"0123456789abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUV"
 
 
+@_accel.mypyc_attr(native_class=False)
 class ZoneVerificationFailed(VerificationError):
     """The signed zone failed self-verification; ``failures`` lists (requirement, message).
 
@@ -175,6 +188,7 @@ class ZoneVerificationFailed(VerificationError):
         self.messages = [f"{r}: {m}" for r, m in self.failures]
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable: see _accel
 @dataclass(frozen=True)
 class VerifyReport:
     origin: str
@@ -334,7 +348,11 @@ def _signing_data(owner: bytes, rrset: RRset, s: RrsigFields) -> bytes:
 
 # The steps of a verification, in the order whose failures are reported (each failure is
 # tagged with its step, so that shards' failures merge in the order of one whole-zone pass).
-_STRUCTURE, _SIGNATURES, _CHAIN, _ANCHOR, _CRYPTO = range(5)
+_STRUCTURE: Final = 0
+_SIGNATURES: Final = 1
+_CHAIN: Final = 2
+_ANCHOR: Final = 3
+_CRYPTO: Final = 4
 
 
 class _Failures:
@@ -363,6 +381,7 @@ class _Failures:
 
 
 # -- shards ---------------------------------------------------------------------------------
+@_accel.mypyc_attr(native_class=False)  # picklable: see _accel
 @dataclass(frozen=True)
 class ShardContext:
     """What the verification of one shard needs to know about the rest of the zone."""
@@ -1369,7 +1388,8 @@ class _Verifier:
         kinds, order, pids, pflags = self.kinds, self.order, self.pids, self._pflags
         bitmaps = self._bitmaps
         sha1 = hashlib.sha1
-        for i, kind in enumerate(kinds):
+        for i in range(len(kinds)):  # (not enumerate: mypyc cannot iterate a bytearray)
+            kind = kinds[i]
             if kind > _DELEG:  # chain names: _AUTH, _DELEG
                 continue
             owner = order[i]
@@ -1425,7 +1445,7 @@ class _Verifier:
         return 0
 
 
-_dnskey_cache: dict[bytes, tuple[DnsKey, PublicKey] | InputError] = {}
+_dnskey_cache: Final[dict[bytes, tuple[DnsKey, PublicKey] | InputError]] = {}
 
 
 def _parsed_dnskey(rd: bytes) -> tuple[DnsKey, PublicKey] | InputError:
@@ -1476,8 +1496,8 @@ def _fold_rrsigs(rrsets: list[RRset]) -> list[RRset]:
 # -- cryptographic verification across processes ------------------------------------------
 # A task (an RRSIG to verify) is one integer: its node's index << _TASK_SHIFT | the
 # signature's position among all signatures of the node's RRsets (in list order).
-_TASK_SHIFT = 32
-_TASK_MASK = (1 << _TASK_SHIFT) - 1
+_TASK_SHIFT: Final = 32
+_TASK_MASK: Final = (1 << _TASK_SHIFT) - 1
 _STATE: tuple[_Verifier, Sequence[int]] | None = None
 
 
