@@ -6,7 +6,9 @@ Every fallback is exercised and its reason checked. Real zone files, real keys."
 from __future__ import annotations
 
 import json
+import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -144,9 +146,9 @@ def test_state_written_and_mutations_match_the_full_path(tmp_path: Path) -> None
     assert inc["incremental"]["used"] is True, inc["incremental"]
 
 
-def _reason(s: Setup, tmp_path: Path, prev: Path, tag: str, now: int = NOW) -> str:
+def _reason(s: Setup, tmp_path: Path, prev: Path, tag: str, *extra: str, now: int = NOW) -> str:
     """Why the incremental path was not taken (its output is the oracle's all the same)."""
-    inc, _ = _both(s, tmp_path, prev, tag, now=now)
+    inc, _ = _both(s, tmp_path, prev, tag, *extra, now=now)
     assert inc["incremental"]["used"] is False
     return str(inc["incremental"]["reason"])
 
@@ -207,7 +209,9 @@ def _secure_and_insecure(lines: list[str]) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.parametrize("optout", [False, True])
-def test_nsec3_mutations_match_the_full_path(tmp_path: Path, optout: bool) -> None:
+def test_nsec3_mutations_match_the_full_path(
+    tmp_path: Path, optout: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = generated_zone(300) + "x.ent A 192.0.2.9\n"
     s, pol = _nsec3_setup(tmp_path, text, optout)
     prev = tmp_path / "p.signed"
@@ -261,6 +265,97 @@ def test_nsec3_mutations_match_the_full_path(tmp_path: Path, optout: bool) -> No
     s.zone.write_text("\n".join(_mutate(base, random.Random(6), 4)) + "\n")
     inc, _ = _both(s, tmp_path, tmp_path / "inc-random", "chained", *pol)
     assert inc["incremental"]["used"] is True, inc["incremental"]
+    # in two processes (forked after the NSEC3 planning)
+    from signer.zone import incremental
+
+    monkeypatch.setattr(incremental, "PARALLEL_MIN", 1)  # forked processes inherit it
+    s.zone.write_text("\n".join(_mutate(base, random.Random(7), 12)) + "\n")
+    inc, _ = _both(s, tmp_path, prev, "jobs2", *pol, "--jobs", "2")
+    assert inc["incremental"]["used"] is True and inc["sign_processes"] == 2, inc
+
+
+def test_nsec3_collisions_give_the_full_paths_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A name of the zone equal to an NSEC3 owner: the incremental path falls back (why is
+    logged) and the full path refuses the zone (ZONE-NSEC3-COLLISION); nothing written."""
+    caplog.set_level(logging.INFO, logger="dnssec_ceremony.sign")
+    text = generated_zone(100)
+    secure, _ = _secure_and_insecure(text.splitlines())
+    y = "newsecure"  # X below is the NSEC3 owner of y, an existing name in the first case
+    x = _owner_of(y)
+    s, pol = _nsec3_setup(tmp_path, text + f"{x} TXT here\n", optout=True)
+    prev = _first_nsec3(s, tmp_path, pol)
+    ds = f"DS 1 13 2 {'cd' * 32}"
+    cases = [
+        # an added name is the owner of an NSEC3 of the chain
+        (text + f"{x} TXT here\n{_owner_of(secure[0])} A 192.0.2.1\n", "a name of the zone"),
+        # an added name's NSEC3 owner is a name of the zone already
+        (text + f"{x} TXT here\n{y} NS ns.example.net.\n{y} {ds}\n", "a name of the zone"),
+        # both at once
+        (text + f"{y} NS ns.example.net.\n{y} {ds}\n{x} A 192.0.2.1\n", "a changed name"),
+    ]
+    for n, (zone_text, why) in enumerate(cases):
+        s.zone.write_text(zone_text)
+        caplog.clear()
+        r = _run(s, tmp_path / f"o{n}", *pol, "--previous", str(prev), code=1)
+        assert "ZONE-NSEC3-COLLISION" in r["output"], r["output"]
+        assert f"signing in full: {why} is the owner of an NSEC3 record" in caplog.text, n
+        assert not (tmp_path / f"o{n}").exists()
+
+
+def _first_nsec3(s: Setup, tmp_path: Path, pol: tuple[str, str]) -> Path:
+    prev = tmp_path / "p.signed"
+    _run(s, prev, *pol)
+    return prev
+
+
+def _forge_chain(prev: Path, edit: Callable[[list[bytes]], list[bytes]]) -> None:
+    """Rewrite the state's NSEC3 chain (its checksum made to match): a state that lies."""
+    from dataclasses import replace
+
+    from signer.zone.incremental import _dump_state
+
+    path = str(prev) + STATE_SUFFIX
+    st = load_state(path)
+    hashes = [st.hashes[i : i + 20] for i in range(0, len(st.hashes), 20)]
+    _dump_state(path, replace(st, hashes=b"".join(sorted(edit(hashes)))))
+
+
+def test_nsec3_state_that_does_not_fit_falls_back(tmp_path: Path) -> None:
+    from signer.zone.nsec3 import b32hex_decode
+
+    text = generated_zone(120)
+    s, pol = _nsec3_setup(tmp_path, text, optout=True)
+    base = text.splitlines()
+    secure, insecure = _secure_and_insecure(base)
+    target = secure[len(secure) // 2]
+    h = b32hex_decode(_owner_of(target))
+    # a secure delegation's NS changes: its NSEC3 is re-rendered (same next hash and bitmap)
+    ns_change = "\n".join(
+        ln.replace(" NS b.", " NS c.") if ln.startswith(f"{target} NS b.") else ln for ln in base
+    )
+    added = b32hex_decode(_owner_of(insecure[4]))
+    add_ds = text + f"{insecure[4]} DS 1 13 2 {'ef' * 32}\n"
+    far = bytes(20)  # a hash no test name is near
+    cases: list[tuple[str, Callable[[list[bytes]], list[bytes]], str]] = [
+        (ns_change, lambda hs: [], "does not hold the NSEC3 chain"),
+        (ns_change, lambda hs: [x for x in hs if x != h] + [far], "lacks a hash"),
+        (add_ds, lambda hs: [x for x in hs if x != h] + [added], "in the chain already"),
+        # the true predecessor of the re-rendered record left out: the one before it in the
+        # previous zone points elsewhere
+        (ns_change, lambda hs: [x for x in hs if x != max(y for y in hs if y < h)] + [far],
+         "does not point to it"),
+        # a hash without an owner in the index right before an added one
+        (add_ds, lambda hs: [x for x in hs if x != h] + [bytes([*added[:-1], added[-1] - 1])],
+         "lacks an NSEC3 owner"),
+    ]  # fmt: skip
+    for n, (zone_text, edit, why) in enumerate(cases):
+        s.zone.write_text(text)
+        prev = _first_nsec3(s, tmp_path, pol)
+        _forge_chain(prev, edit)
+        s.zone.write_text(zone_text.rstrip("\n") + "\n")
+        assert why in _reason(s, tmp_path, prev, f"forged{n}", *pol), n
 
 
 def test_rule_error_in_changed_line_reports_the_full_paths_message(tmp_path: Path) -> None:
@@ -317,3 +412,25 @@ def test_runs_in_several_processes_match_the_full_path(
     s.zone.write_text("\n".join([*lines, f"{max(_owners(base))} 60 IN NS ns9.example.net."]) + "\n")
     r = _run(s, tmp_path / "o", "--previous", str(prev), "--jobs", "2", code=2)
     assert f"{s.zone}:{bad}:" in r["output"] and "one TTL per RRset" in r["output"]
+
+
+def test_nsec3_chain_model_matches_a_sorted_list() -> None:
+    """_Chain (the previous chain from the state, less removed, plus added hashes) against
+    a plain sorted list: successors and predecessors (wrapping), membership, the blob."""
+    from signer.zone.incremental import _Chain, _Hashes
+
+    rnd = random.Random(3)
+    for size in (1, 2, 17, 300):
+        old = sorted({rnd.randbytes(20) for _ in range(size)})
+        removed = set(rnd.sample(old, min(len(old) - 1, rnd.randrange(0, 6) * size // 10)))
+        added = [rnd.randbytes(20) for _ in range(rnd.randrange(0, 5))]
+        chain = _Chain(_Hashes(b"".join(old)), removed, added)
+        new = sorted(set(old) - removed | set(added))
+        assert chain.blob() == b"".join(new) and chain.size == len(new)
+        probes = new + [rnd.randbytes(20) for _ in range(20)] + [bytes(20), b"\xff" * 20]
+        for h in probes:
+            after = [x for x in new if x > h]
+            before = [x for x in new if x < h]
+            assert chain.succ(h) == (after[0] if after else new[0])
+            assert chain.pred(h) == (before[-1] if before else new[-1])
+            assert chain.has(h) == (h in new)

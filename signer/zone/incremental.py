@@ -1,10 +1,11 @@
-"""Incremental re-signing of an NSEC zone from ``--previous`` and its state file.
+"""Incremental re-signing of an NSEC or NSEC3 zone from ``--previous`` and its state file.
 
 After every successful ``zonesigner sign`` a *state* is written beside the output ``OUT``:
 ``OUT.zsstate`` (what shaped the output, its SHA-256, where each owner's lines are in it,
 bounds of its RRSIG times, a few facts about the unsigned input) and ``OUT.zsstate.input``
-(a copy of the unsigned input that produced ``OUT``). A later ``sign --previous OUT`` with
-a matching state re-signs only what changed (:func:`sign_incremental`):
+(a copy of the unsigned input that produced ``OUT``); for NSEC3 the state also holds the
+chain's hashes in order. A later ``sign --previous OUT`` with a matching state re-signs only
+what changed (:func:`sign_incremental`):
 
 1. the old input copy and the new input are compared at C speed (slice comparisons; lines
    are looked at only around a difference) into hunks of removed and added lines;
@@ -17,15 +18,24 @@ a matching state re-signs only what changed (:func:`sign_incremental`):
    (reusing ``OUT``'s RRSIGs exactly as the full path does), rendered and self-verified
    (every signature, :func:`signer.zone.verify.verify_shard`); so are the apex and the
    subtree before one whose first name changed (its NSEC points to it);
+   NSEC3 (RFC 5155, opt-out or not): each touched subtree's chain entries before and after
+   (:func:`signer.zone.nsec3.chain_entries`: names with their bitmaps, ENTs; opt-out leaves
+   insecure delegations out) give the hashes added and removed; the NSEC3 records of the
+   touched subtrees' entries, of the removed hashes (rendered as nothing) and of the
+   predecessor in hash order of every added or removed hash (its next hash changes) are
+   re-rendered -- each NSEC3 owner is an apex child with its own block in ``OUT`` -- and,
+   before anything is written, checked to link into the chain (its predecessor, re-rendered
+   or read from ``OUT``, points to it; it points to the next hash);
 4. the new output is ``OUT``'s unchanged byte ranges with the new blocks in between.
 
 The result is byte-identical to a full sign with ``--previous OUT`` at the same ``--now``
 because every name not re-rendered would be rendered by the full path exactly as in
-``OUT``: same data, same NSEC, and each of its RRSIGs reused (the state proves every RRSIG
+``OUT``: same data, same NSEC or NSEC3, and each of its RRSIGs reused (the state proves every RRSIG
 stays valid beyond ``now + refresh`` and was made by the same key). Whenever that cannot
-be shown -- no or a mismatching state, NSEC3, signatures due for refresh, a large change,
-a changed line that is not one plain record line in the header's context, anything the
-full path would refuse -- the caller signs in full (the reason is returned).
+be shown -- no or a mismatching state, signatures due for refresh, a large change, a
+changed line that is not one plain record line in the header's context, a name equal to an
+NSEC3 owner, an NSEC3 chain in the state that does not fit ``OUT``, anything the full path
+would refuse -- the caller signs in full (the reason is returned).
 """
 
 from __future__ import annotations
@@ -107,6 +117,7 @@ STATE_SUFFIX = ".zsstate"
 INPUT_SUFFIX = ".zsstate.input"
 MAGIC = b"zonesigner-state\n"
 _STRIDE = 64  # range_of: one name's canonical key sampled per stride
+_HSTRIDE = 16  # _Hashes: one hash sampled per stride
 PARALLEL_MIN = 64  # fewer touched subtrees than this: one process
 MAX_CHANGED = 0.10  # more changed lines than this fraction of the input: sign in full
 HEADER_MAX = 1 << 20  # directives after the first MiB: sign in full
@@ -117,6 +128,7 @@ _COUNT_KEYS = (
     "delegations", "secure_delegations", "glue_names", "occluded_names",
 )  # fmt: skip
 HASH = 20  # octets of an NSEC3 hash (SHA-1)
+BATCH_NAMES = 4096  # NSEC3: names of the previous output signed and verified in one go
 
 
 class Fallback(Exception):
@@ -838,6 +850,7 @@ class _Element:
     first_old: bytes | None = None
     first_new: bytes | None = None
     hashed: bool = False  # an NSEC3 owner (its hash label right below the apex)
+    hash: bytes = b""  # hashed: its hash
     nsec3: tuple[bytes, bytes] | None = None  # hashed: (hash, new NSEC3 RDATA); None: removed
 
 
@@ -1146,21 +1159,43 @@ def _child(
 
 # -- the NSEC3 chain -----------------------------------------------------------------------------
 class _Hashes:
-    """A blob of hashes (HASH octets each, in order) as a read-only sequence: ``bisect``
-    runs on it in C, no object per hash until asked."""
+    """A blob of hashes (HASH octets each, in order) as a read-only sequence, searched
+    through a sample of every _HSTRIDE-th hash (no object per hash)."""
 
     def __init__(self, blob: bytes) -> None:
         self.blob = blob
+        self.n = len(blob) // HASH
+        self.sample = [blob[i : i + HASH] for i in range(0, len(blob), HASH * _HSTRIDE)]
 
     def __len__(self) -> int:
-        return len(self.blob) // HASH
+        return self.n
 
     def __getitem__(self, i: int) -> bytes:
         return self.blob[i * HASH : i * HASH + HASH]
 
+    def _window(self, h: bytes) -> tuple[int, list[bytes]]:
+        """(base, the hashes from base on) where every hash before base is < ``h`` and
+        every one after the window is > ``h``."""
+        j = bisect_right(self.sample, h)  # sample[j - 1] <= h < sample[j]
+        if not j:
+            return 0, []
+        base = (j - 1) * _HSTRIDE
+        w = self.blob[base * HASH : (base + _HSTRIDE) * HASH]
+        return base, [w[k : k + HASH] for k in range(0, len(w), HASH)]
+
+    def left(self, h: bytes) -> int:
+        """``bisect_left``: the index of the first hash >= ``h``."""
+        base, w = self._window(h)
+        return base + bisect_left(w, h)
+
+    def right(self, h: bytes) -> int:
+        """``bisect_right``: the index of the first hash > ``h``."""
+        base, w = self._window(h)
+        return base + bisect_right(w, h)
+
     def has(self, h: bytes) -> bool:
-        i = bisect_left(self, h)
-        return i < len(self) and self[i] == h
+        i = self.left(h)
+        return i < self.n and self[i] == h
 
 
 class _Chain:
@@ -1206,7 +1241,7 @@ class _Chain:
         added = self.added
         j = bisect_right(added, h)
         a = added[j] if j < len(added) else None
-        found = [c for c in (self._up(bisect_right(self.old, h)), a) if c is not None]
+        found = [c for c in (self._up(self.old.right(h)), a) if c is not None]
         if not found:  # wrap around
             found = [c for c in (self._up(0), added[0] if added else None) if c is not None]
         return min(found)
@@ -1216,7 +1251,7 @@ class _Chain:
         added = self.added
         j = bisect_left(added, h)
         a = added[j - 1] if j else None
-        found = [c for c in (self._down(bisect_left(self.old, h) - 1), a) if c is not None]
+        found = [c for c in (self._down(self.old.left(h) - 1), a) if c is not None]
         if not found:  # wrap around
             last = added[-1] if added else None
             found = [c for c in (self._down(len(self.old) - 1), last) if c is not None]
@@ -1225,7 +1260,7 @@ class _Chain:
     def blob(self) -> bytes:
         """The chain's hashes in order, concatenated (for the next state)."""
         old = self.old
-        cuts = sorted(bisect_left(old, h) for h in self.removed)
+        cuts = sorted(old.left(h) for h in self.removed)
         parts: list[bytes] = []
         prev = 0
         for i in cuts:
@@ -1236,7 +1271,7 @@ class _Chain:
         out: list[bytes] = []
         prev = 0
         for h in self.added:
-            i = bisect_left(kept, h)
+            i = kept.left(h)
             out.append(kept.blob[prev * HASH : i * HASH])
             out.append(h)
             prev = i
@@ -1480,7 +1515,7 @@ class _Plan:
             owner = nsec3_owner(h, origin)
             if owner in touched:
                 raise Fallback("a changed name is the owner of an NSEC3 record (a hash collision)")
-            e = _Element(owner, *self.range_of(owner), hashed=True)
+            e = _Element(owner, *self.range_of(owner), hashed=True, hash=h)
             if e.hi == e.lo and h not in fresh:
                 raise Fallback("the state's index lacks an NSEC3 owner of its chain")
             hashed.append(e)
@@ -1488,7 +1523,7 @@ class _Plan:
         self._parse([e for e in hashed if e.hi > e.lo])  # refuses other data at an owner
         head = _nsec3_head(d)
         for e in hashed:
-            h = b32hex_decode(e.child[1 : 1 + e.child[0]].decode("ascii"))
+            h = e.hash
             if h in removed:
                 continue
             if h in new_h:
@@ -1667,6 +1702,26 @@ class _Plan:
             raise Fallback(f"the serial: {exc}") from None
         return soa_rd, serial, unsigned
 
+    def _batches(self, groups: list[list[_Element]]) -> list[list[list[_Element]]]:
+        """The groups signed together: NSEC, one by one (each its own NSEC wrap); NSEC3,
+        the apex's alone and the others up to about BATCH_NAMES names at a time (fewer
+        calls into the signer and verifier; disjoint subtrees verify alike side by side)."""
+        if not self.nsec3:
+            return [[g] for g in groups]
+        out: list[list[list[_Element]]] = []
+        size = BATCH_NAMES
+        for g in groups:
+            if g[0].child == self.origin:
+                out.append([g])
+                size = BATCH_NAMES
+                continue
+            if size >= BATCH_NAMES:
+                out.append([])
+                size = 0
+            out[-1].append(g)
+            size += sum(e.hi - e.lo + 1 for e in g)
+        return out
+
     def _sign(self, groups: list[list[_Element]], key: KeyLike) -> _Partial:
         s = self.s
         origin = self.origin
@@ -1691,12 +1746,14 @@ class _Plan:
         by_owner: dict[bytes, list[int]] = {}
         for o, t in self.previous:
             by_owner.setdefault(o, []).append(t)
-        for g in groups:
-            has_apex = g[0].child == origin
-            lo, hi = g[0].lo, g[-1].hi
-            wrap = self.names[hi] if hi < self.n else origin
-            counts["names"] -= hi - lo
-            for e in g:
+        for batch in self._batches(groups):
+            elements = [e for g in batch for e in g]
+            has_apex = batch[0][0].child == origin
+            hi = batch[-1][-1].hi
+            wrap = self.names[hi] if hi < self.n else origin  # NSEC: one group per batch
+            for g in batch:
+                counts["names"] -= g[-1].hi - g[0].lo
+            for e in elements:
                 for owner in e.old:
                     for t in by_owner[owner]:
                         counts["rrsets"] -= 1
@@ -1705,12 +1762,12 @@ class _Plan:
                         counts["rrsets_signed"] -= (
                             bool(self.previous[(owner, t)].sigs) and not bundle
                         )
-            old_zone = _zone(origin, [e.old for e in g], serial=None)
+            old_zone = _zone(origin, [e.old for e in elements], serial=None)
             _add_cls(old_cls, _quiet_classify(old_zone, has_apex))
-            zone = _zone(origin, [e.new for e in g], serial=None)
-            records = sorted(e.nsec3 for e in g if e.nsec3 is not None)
+            zone = _zone(origin, [e.new for e in elements], serial=None)
+            records = sorted(e.nsec3 for e in elements if e.nsec3 is not None)
             if not zone.order and not records:
-                runs.append(_Run(lo, hi, [], array("Q"), b""))
+                runs.extend(_Run(g[0].lo, g[-1].hi, [], array("Q"), b"") for g in batch)
                 continue
             if has_apex:
                 assert serial is not None
@@ -1773,7 +1830,7 @@ class _Plan:
             found.extend(part.nsec3_found)
             expected.extend(part.nsec3_expected)
             rendered += len(zone.order)
-            runs.append(_Run(lo, hi, zone.order, lengths, res.text))
+            runs.extend(_split_runs(batch, zone.order, lengths, res.text, origin))
         for f in ("delegations", "secure_delegations", "glue_names", "occluded_names"):
             counts[f] += getattr(new_cls, f) - getattr(old_cls, f)
         return _Partial(
@@ -1878,6 +1935,28 @@ class _Plan:
             blob=b"".join(blob),
             hashes=result.hashes,
         )
+
+
+def _split_runs(
+    batch: list[list[_Element]], order: list[bytes], lengths: array[int], text: bytes, origin: bytes
+) -> Iterator[_Run]:
+    """The runs of a batch's groups: their names are consecutive in ``order`` (each group
+    holds whole apex children, the groups in canonical order), their text too."""
+    if len(batch) == 1:
+        g = batch[0]
+        yield _Run(g[0].lo, g[-1].hi, order, lengths, text)
+        return
+    i = pos = 0
+    for g in batch:
+        children = {e.child for e in g}
+        j = i
+        while j < len(order) and apex_child(order[j], origin) in children:
+            j += 1
+        size = sum(lengths[i:j])
+        yield _Run(g[0].lo, g[-1].hi, order[i:j], lengths[i:j], text[pos : pos + size])
+        i, pos = j, pos + size
+    if i != len(order):
+        raise Fallback("a signed name is in none of the subtrees rendered")
 
 
 def _hash_all(digest: Any, pieces: list[bytes | memoryview]) -> None:
