@@ -202,6 +202,21 @@ def _owner_of(name: str, salt: str = "c0ffee") -> str:
     return b32hex(nsec3_hash(wire, bytes.fromhex(salt), 0)).decode()
 
 
+def _ends(chain: bytes) -> list[str]:
+    """Names whose NSEC3 hashes sort before the first and after the last of ``chain``."""
+    from signer.zone.nsec3 import b32hex_decode
+
+    lo, hi = chain[:20], chain[-20:]
+    found: dict[bool, str] = {}
+    i = 0
+    while len(found) < 2:
+        h = b32hex_decode(_owner_of(f"w{i}"))
+        if h < lo or h > hi:
+            found.setdefault(h < lo, f"w{i}")
+        i += 1
+    return list(found.values())
+
+
 def _secure_and_insecure(lines: list[str]) -> tuple[list[str], list[str]]:
     owners = [o for o in _owners(lines) if "." not in o]
     secure = {ln.split()[0] for ln in lines if " DS " in ln}
@@ -238,28 +253,32 @@ def test_nsec3_mutations_match_the_full_path(
         ("apex", [ln.replace("1800 900", "1801 901") if "SOA" in ln else ln for ln in base]
          + ["@ NS ns3.example.net.", "@ TXT apex"]),
         ("random", _mutate(base, random.Random(5), 8)),
+        # new first and last hashes of the chain: the predecessors wrap around
+        ("wrap", [*base, *(f"{n} NS ns.example.net.\n{n} {ds}" for n in _ends(st.hashes))]),
     ]  # fmt: skip
+    nsec3: dict[str, dict[str, int]] = {}
     for tag, lines in cases:
         s.zone.write_text("\n".join(lines) + "\n")
         inc, full = _both(s, tmp_path, prev, tag, *pol)
         assert inc["incremental"]["used"] is True, (tag, inc["incremental"])
         assert inc["denial"] == full["denial"]
         assert inc["counts"]["empty_non_terminals"] == full["counts"]["empty_non_terminals"], tag
-        n3 = inc["incremental"]["nsec3"]
+        n3 = nsec3[tag] = inc["incremental"]["nsec3"]
         assert n3["rendered"] >= n3["added"] and n3["rendered"] > 0, tag
         if n3["added"] or n3["removed"]:  # a predecessor's next hash changed at least
             assert inc["counts"]["rrsigs_created"] > 0, tag
 
-    # what each change did to the chain
-    def nsec3(tag: str) -> dict[str, int]:
-        s.zone.write_text("\n".join(dict(cases)[tag]) + "\n")
-        return _run(s, tmp_path / "again", *pol, "--previous", str(prev))["incremental"]["nsec3"]
+    wrapped = load_state(str(tmp_path / "inc-wrap") + STATE_SUFFIX).hashes
+    assert wrapped[:20] < st.hashes[:20] and wrapped[-20:] > st.hashes[-20:]
+    assert len(wrapped) == len(st.hashes) + 40
 
-    assert nsec3("add-ds")["added"] == (1 if optout else 0)
-    assert nsec3("del-ds")["removed"] == (1 if optout else 0)
-    assert nsec3("del-insecure")["removed"] == (0 if optout else 1)
-    assert nsec3("new-ent")["added"] == 4  # www.sub.new, the ENTs sub.new and new, b.ent
-    assert nsec3("old-ent-gone")["removed"] == 2  # x.ent and the ENT ent
+    # what each change did to the chain
+    assert nsec3["add-ds"]["added"] == (1 if optout else 0)
+    assert nsec3["del-ds"]["removed"] == (1 if optout else 0)
+    assert nsec3["del-insecure"]["removed"] == (0 if optout else 1)
+    assert nsec3["new-ent"]["added"] == 4  # www.sub.new, the ENTs sub.new and new, b.ent
+    assert nsec3["old-ent-gone"]["removed"] == 2  # x.ent and the ENT ent
+    assert nsec3["wrap"]["added"] == 2
     _validators(tmp_path / "inc-random", optout)
     # chained: the incremental output's own state serves the next run
     s.zone.write_text("\n".join(_mutate(base, random.Random(6), 4)) + "\n")
@@ -356,6 +375,28 @@ def test_nsec3_state_that_does_not_fit_falls_back(tmp_path: Path) -> None:
         _forge_chain(prev, edit)
         s.zone.write_text(zone_text.rstrip("\n") + "\n")
         assert why in _reason(s, tmp_path, prev, f"forged{n}", *pol), n
+    # the previous zone edited (its state made to match): the NSEC3 record before an added
+    # hash lost its opt-out flag
+    from dataclasses import replace
+    from hashlib import sha256
+
+    from signer.zone.incremental import _dump_state
+    from signer.zone.nsec3 import b32hex
+
+    s.zone.write_text(text)
+    prev = _first_nsec3(s, tmp_path, pol)
+    st = load_state(str(prev) + STATE_SUFFIX)
+    chain = [st.hashes[i : i + 20] for i in range(0, len(st.hashes), 20)]
+    before = max((x for x in chain if x < added), default=chain[-1])
+    line = f"{b32hex(before).decode()}.example.\t3600\tIN\tNSEC3\t1 1 0 C0FFEE ".encode()
+    data = prev.read_bytes()
+    assert data.count(line) == 1
+    prev.write_bytes(data.replace(line, line.replace(b"1 1 0", b"1 0 0")))
+    _dump_state(
+        str(prev) + STATE_SUFFIX, replace(st, out_sha256=sha256(prev.read_bytes()).hexdigest())
+    )
+    s.zone.write_text(add_ds)
+    assert "other parameters" in _reason(s, tmp_path, prev, "edited", *pol)
 
 
 def test_rule_error_in_changed_line_reports_the_full_paths_message(tmp_path: Path) -> None:
