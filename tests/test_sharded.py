@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import signer.zone.sharded as sharded
+from signer.zone import _accel
 from tests.test_zone_sign import Setup, _make, _sign, _validators
 from tests.zone_testlib import ORIGIN
 from tests.zone_testlib import generated_zone as _generated
@@ -69,6 +70,7 @@ def test_many_shards_per_worker_identical(
     monkeypatch.setattr(sharded, "SHARD_BYTES", 1)  # inherited by the forked workers
     many = _summary(s, tmp_path / "many", "--jobs", jobs, "--verify", "full", *extra)
     assert many["shards"] == sharded.SPREAD * int(jobs)
+    assert many["compiled"] is _accel.status()[0]  # which build signed it
     assert many["sign_processes"] == int(jobs)
     assert many["load_chunks"] == many["shards"]
     assert (tmp_path / "ref").read_bytes() == (tmp_path / "many").read_bytes()

@@ -37,7 +37,7 @@ from signer.fileio import atomic_writer
 from signer.keys.base import SigningKey
 from signer.pin import PinSource, pin_options
 from signer.rrsig import canonical_rdata, time_text
-from signer.zone import incremental
+from signer.zone import _accel, incremental
 from signer.zone.model import (
     T_CDNSKEY,
     T_CDS,
@@ -281,6 +281,7 @@ def _run_sign(job: SignJob) -> dict[str, Any]:
         "serial": serial,
         "now": time_text(job.now),
         "jobs": job.jobs,
+        "compiled": _accel.status()[0],
         "sign_processes": res.processes,
         "shards": res.shards,
         "load_chunks": res.load_chunks,
@@ -345,6 +346,7 @@ def _incremental_summary(
         "serial": o.serial,
         "now": time_text(job.now),
         "jobs": job.jobs,
+        "compiled": _accel.status()[0],
         "sign_processes": o.processes,
         "shards": 0,
         "load_chunks": 0,
