@@ -341,6 +341,10 @@ def _forge_chain(prev: Path, edit: Callable[[list[bytes]], list[bytes]]) -> None
     _dump_state(path, replace(st, hashes=b"".join(sorted(edit(hashes)))))
 
 
+def _before(hashes: list[bytes], h: bytes) -> bytes:
+    return max((x for x in hashes if x < h), default=max(hashes))
+
+
 def test_nsec3_state_that_does_not_fit_falls_back(tmp_path: Path) -> None:
     from signer.zone.nsec3 import b32hex_decode
 
@@ -361,10 +365,14 @@ def test_nsec3_state_that_does_not_fit_falls_back(tmp_path: Path) -> None:
         (ns_change, lambda hs: [], "does not hold the NSEC3 chain"),
         (ns_change, lambda hs: [x for x in hs if x != h] + [far], "lacks a hash"),
         (add_ds, lambda hs: [x for x in hs if x != h] + [added], "in the chain already"),
-        # the true predecessor of the re-rendered record left out: the one before it in the
-        # previous zone points elsewhere
-        (ns_change, lambda hs: [x for x in hs if x != max(y for y in hs if y < h)] + [far],
-         "does not point to it"),
+        # the hash before an added one left out: the re-rendered record before it would skip
+        # an NSEC3 owner of the previous zone
+        (add_ds, lambda hs: [x for x in hs if x != _before(hs, added)] + [far],
+         "that the state's chain lacks"),
+        # the hash before that left out: the one kept before the re-rendered record is not
+        # the previous zone's
+        (add_ds, lambda hs: [x for x in hs if x != _before(hs, _before(hs, added))] + [far],
+         "that the state's chain lacks"),
         # a hash without an owner in the index right before an added one
         (add_ds, lambda hs: [x for x in hs if x != h] + [bytes([*added[:-1], added[-1] - 1])],
          "lacks an NSEC3 owner"),
@@ -376,27 +384,36 @@ def test_nsec3_state_that_does_not_fit_falls_back(tmp_path: Path) -> None:
         s.zone.write_text(zone_text.rstrip("\n") + "\n")
         assert why in _reason(s, tmp_path, prev, f"forged{n}", *pol), n
     # the previous zone edited (its state made to match): the NSEC3 record before an added
-    # hash lost its opt-out flag
+    # hash lost its opt-out flag; the one before that points elsewhere
     from dataclasses import replace
     from hashlib import sha256
 
     from signer.zone.incremental import _dump_state
     from signer.zone.nsec3 import b32hex
 
-    s.zone.write_text(text)
-    prev = _first_nsec3(s, tmp_path, pol)
-    st = load_state(str(prev) + STATE_SUFFIX)
+    def edited(owner: bytes, old: bytes, new: bytes) -> Path:
+        s.zone.write_text(text)
+        prev = _first_nsec3(s, tmp_path, pol)
+        line = f"{b32hex(owner).decode()}.example.\t3600\tIN\tNSEC3\t1 1 0 C0FFEE ".encode()
+        data = prev.read_bytes()
+        start = data.index(line)
+        end = data.index(b"\n", start)
+        assert data.count(line) == 1 and old in data[start:end]
+        prev.write_bytes(data[:start] + data[start:end].replace(old, new) + data[end:])
+        st = load_state(str(prev) + STATE_SUFFIX)
+        digest = sha256(prev.read_bytes()).hexdigest()
+        _dump_state(str(prev) + STATE_SUFFIX, replace(st, out_sha256=digest))
+        s.zone.write_text(add_ds)
+        return prev
+
+    st = load_state(str(_first_nsec3(s, tmp_path, pol)) + STATE_SUFFIX)
     chain = [st.hashes[i : i + 20] for i in range(0, len(st.hashes), 20)]
-    before = max((x for x in chain if x < added), default=chain[-1])
-    line = f"{b32hex(before).decode()}.example.\t3600\tIN\tNSEC3\t1 1 0 C0FFEE ".encode()
-    data = prev.read_bytes()
-    assert data.count(line) == 1
-    prev.write_bytes(data.replace(line, line.replace(b"1 1 0", b"1 0 0")))
-    _dump_state(
-        str(prev) + STATE_SUFFIX, replace(st, out_sha256=sha256(prev.read_bytes()).hexdigest())
-    )
-    s.zone.write_text(add_ds)
-    assert "other parameters" in _reason(s, tmp_path, prev, "edited", *pol)
+    one, two = _before(chain, added), _before(chain, _before(chain, added))
+    prev = edited(one, b"1 1 0", b"1 0 0")
+    assert "other parameters" in _reason(s, tmp_path, prev, "edited1", *pol)
+    nxt = b32hex(one).upper()
+    prev = edited(two, nxt, b32hex(_before(chain, two)).upper())
+    assert "does not point to it" in _reason(s, tmp_path, prev, "edited2", *pol)
 
 
 def test_rule_error_in_changed_line_reports_the_full_paths_message(tmp_path: Path) -> None:

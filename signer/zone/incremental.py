@@ -21,8 +21,8 @@ what changed (:func:`sign_incremental`):
    NSEC3 (RFC 5155, opt-out or not): each touched subtree's chain entries before and after
    (:func:`signer.zone.nsec3.chain_entries`: names with their bitmaps, ENTs; opt-out leaves
    insecure delegations out) give the hashes added and removed; the NSEC3 records of the
-   touched subtrees' entries, of the removed hashes (rendered as nothing) and of the
-   predecessor in hash order of every added or removed hash (its next hash changes) are
+   entries added or with a new bitmap, of the removed hashes (rendered as nothing) and of
+   the predecessor in hash order of every added or removed hash (its next hash changes) are
    re-rendered -- each NSEC3 owner is an apex child with its own block in ``OUT`` -- and,
    before anything is written, checked to link into the chain (its predecessor, re-rendered
    or read from ``OUT``, points to it; it points to the next hash);
@@ -90,6 +90,7 @@ from signer.zone.nsec3 import (
     chain_entries,
     hash_entries,
     insert_nsec3,
+    nsec3_hash,
     nsec3_owner,
     nsec3param_rrset,
 )
@@ -1309,6 +1310,9 @@ class _Plan:
         self.nsec3 = s.denial.mode == "nsec3"
         self.chain: _Chain | None = None
         self.render: frozenset[bytes] = frozenset()  # hashes whose NSEC3 is re-rendered
+        self.kept: dict[bytes, bytes] = {}  # touched subtrees' hashes whose NSEC3 stays
+        self.elems: dict[bytes, _Element] = {}  # the NSEC3 owners rendered, by hash
+        self.fresh: set[bytes] = set()  # the hashes added
         self.ents = 0  # change in the number of empty non-terminals in the chain
         self.duplicates = False
         self.nsec3_stats: dict[str, int] | None = None
@@ -1481,7 +1485,7 @@ class _Plan:
         """NSEC3: parse and change the touched subtrees here (before any fork: the processes
         inherit them), diff their chain entries (names with an NSEC3 and their bitmaps, ENTs;
         opt-out leaves insecure delegations out) and add to ``touched`` the NSEC3 owners to
-        render: each chain entry of a touched subtree (added, or maybe a new bitmap), each
+        render: each added chain entry or one with a new bitmap (and the apex's), each
         removed one (rendered as nothing), and the predecessor in hash order of every added
         or removed hash (its next hash changes). The chain's order comes from the state."""
         origin = self.origin
@@ -1507,8 +1511,12 @@ class _Plan:
             raise Fallback("an added name's NSEC3 hash is in the chain already (a hash collision)")
         removed = {h for h in old_h if h not in new_h}
         chain = _Chain(old, removed, added)
-        render = set(new_h)
+        # the apex's bitmap may change with the bundle (CDS, CDNSKEY): always rendered
+        render = {nsec3_hash(origin, d.salt, d.iterations)}
+        render.update(h for h, bitmap in new_h.items() if old_h.get(h) != bitmap)
         render.update(chain.pred(h) for h in (*added, *removed))
+        # the others keep their record: same bitmap, same next hash
+        self.kept = {h: bitmap for h, bitmap in new_h.items() if h not in render}
         hashed: list[_Element] = []
         fresh = set(added)
         for h in sorted(render | removed):
@@ -1538,6 +1546,8 @@ class _Plan:
             e.nsec3 = (h, head + bytes((HASH,)) + chain.succ(h) + bitmap)
         self.chain = chain
         self.render = frozenset(render)
+        self.elems = {e.hash: e for e in hashed}
+        self.fresh = fresh
         self.nsec3_stats = {"added": len(added), "removed": len(removed), "rendered": len(render)}
 
     def _nsec3param(self) -> RRset:
@@ -1561,16 +1571,39 @@ class _Plan:
         _quiet_classify(zone, apex, what)
         return chain_entries(zone, optout=self.s.denial.optout)
 
-    def _old_next(self, h: bytes) -> bytes | None:
-        """The next hash in the previous zone's NSEC3 record of hash ``h`` (None: none)."""
-        owner = nsec3_owner(h, self.origin)
-        prev = self.previous.get((owner, T_NSEC3))
-        if prev is not None:
-            return _nsec3_fields(prev.rdatas[0])[1] if len(prev.rdatas) == 1 else None
-        lo, hi = self.range_of(owner)
-        if hi != lo + 1 or self.names[lo] != owner:
+    def _owner_hash(self, i: int) -> bytes | None:
+        """The hash that name ``i`` of the previous output is the NSEC3 owner of, when it is
+        shaped like one (a base32hex label of a hash right below the apex), else None."""
+        name = self.names[i]
+        if len(name) != 33 + len(self.origin) or name[0] != 32 or not name.endswith(self.origin):
             return None
-        for line in bytes(self.pm[self.off[lo] : self.off[hi]]).split(b"\n"):
+        try:
+            h = b32hex_decode(name[1:33].decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return h if len(h) == HASH else None
+
+    def _old_owner(self, i: int, step: int) -> tuple[int, bytes] | None:
+        """From name ``i`` of the previous output on (``step`` 1: forward, -1: backward,
+        wrapping around past the apex), the first NSEC3 owner not removed: (its index,
+        its hash); None when there is none."""
+        assert self.chain is not None
+        removed = self.chain.removed
+        n = self.n
+        for _ in range(n):
+            if i >= n:
+                i = 1  # after the apex
+            elif i < 1:
+                i = n - 1
+            x = self._owner_hash(i)
+            if x is not None and x not in removed:
+                return i, x
+            i += step
+        return None
+
+    def _old_next_at(self, i: int) -> bytes | None:
+        """The next hash of the NSEC3 record of name ``i`` of the previous output."""
+        for line in bytes(self.pm[self.off[i] : self.off[i + 1]]).split(b"\n"):
             f = line.split(b"\t")
             if len(f) == 5 and f[3] == b"NSEC3":
                 try:
@@ -1579,11 +1612,51 @@ class _Plan:
                     return None
         return None
 
+    def _check_before(self, h: bytes, before: bytes) -> None:
+        """``before`` (not re-rendered) precedes ``h`` in the new chain: the previous zone's
+        last NSEC3 owner (not removed) before ``h``'s must be ``before``'s, and its record
+        must point to ``h``."""
+        found = self._old_owner(self.elems[h].lo - 1, -1)
+        if found is None or found[1] != before:
+            raise Fallback(
+                f"the previous zone has an NSEC3 owner between {b32hex(before).decode()} and "
+                f"{b32hex(h).decode()} that the state's chain lacks"
+            )
+        if self._old_next_at(found[0]) != h:
+            raise Fallback(f"the NSEC3 record before {b32hex(h).decode()} does not point to it")
+
+    def _check_gap(self, h: bytes, nxt: bytes) -> None:
+        """The previous zone has no NSEC3 owner between those of ``h`` and ``nxt`` (its next
+        hash in the new chain) but removed ones: the first one after ``h``'s owner that was
+        not removed must be ``nxt``'s, unless ``nxt`` is added and goes before it."""
+        e = self.elems[h]
+        if nxt in self.fresh:
+            stop = self.elems[nxt].lo  # where the added owner goes
+            i, n = e.hi, self.n
+            # the names from h's owner up to where nxt's goes (wrapping around)
+            span = stop - i if stop >= i else (n - i) + (stop - 1)
+            found = self._old_owner(i, 1)
+            if found is None:
+                return
+            j = found[0]
+            dist = j - i if j >= i else (n - i) + (j - 1)
+            if dist >= span or (found[1] == h and nxt == h):
+                return
+        else:
+            found = self._old_owner(e.hi, 1)
+            if found is not None and found[1] == nxt:
+                return
+        raise Fallback(
+            f"the previous zone has an NSEC3 owner between {b32hex(h).decode()} and "
+            f"{b32hex(nxt).decode()} that the state's chain lacks"
+        )
+
     def _check_chain(self, parts: list[_Partial]) -> None:
         """Before anything is written: the NSEC3 records rendered are the planned ones, each
         links into the chain (its predecessor, rendered or kept from the previous zone,
-        points to it; it points to the next hash), and every chain name of the re-rendered
-        subtrees has its NSEC3 with the bitmap the verifier expects."""
+        points to it; it points to the next hash, and the previous zone has no NSEC3 between
+        them but removed ones), and every chain name of the re-rendered subtrees has its
+        NSEC3 (rendered or kept) with the bitmap the verifier expects."""
         chain = self.chain
         assert chain is not None
         found = {h: rd for p in parts for h, rd, _owner in p.nsec3_found}
@@ -1598,14 +1671,24 @@ class _Plan:
                 )
             before = chain.pred(h)
             prd = found.get(before)
-            if (_nsec3_fields(prd)[1] if prd is not None else self._old_next(before)) != h:
+            if prd is None:
+                self._check_before(h, before)
+            elif _nsec3_fields(prd)[1] != h:
                 raise Fallback(f"the NSEC3 record before {b32hex(h).decode()} does not point to it")
+            self._check_gap(h, nxt)
+        kept = self.kept
         for part in parts:
             for h, required, bitmap, name in part.nsec3_expected:
                 got = found.get(h)
-                if got is None and (required or chain.has(h)):
-                    raise Fallback(f"{name_to_text(name)} has no NSEC3 record")
-                if got is not None and _nsec3_fields(got)[2] != bitmap:
+                if got is None and h in kept:  # its record stays: the bitmap it was planned with
+                    have = kept[h]
+                elif got is None:
+                    if required or chain.has(h):
+                        raise Fallback(f"{name_to_text(name)} has no NSEC3 record")
+                    continue
+                else:
+                    have = _nsec3_fields(got)[2]
+                if have != bitmap:
                     raise Fallback(f"the NSEC3 bitmap of {name_to_text(name)} is not the expected")
 
     def _work(
