@@ -487,7 +487,7 @@ def sign(
     Any failure leaves --out as it was.
 
     Each sign also writes OUT.zsstate and OUT.zsstate.input beside --out. With --previous P
-    and a matching P.zsstate, an NSEC zone whose input changed in a few plain lines is
+    and a matching P.zsstate, an NSEC or NSEC3 zone whose input changed in a few plain lines is
     re-signed incrementally (only the changed names; the output is identical to a full
     sign); otherwise, or with --no-incremental, everything is signed (the summary's
     "incremental" field says which and why).
