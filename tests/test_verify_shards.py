@@ -658,6 +658,15 @@ def test_check_nsec3_chain_on_compact_lists(
     assert check_nsec3_chain([], expected, param) == [
         ("ZONE-VERIFY-NSEC3-CHAIN", "the zone has an NSEC3PARAM but no NSEC3 chain")
     ]
+    # a second name with the hash of a name that has an NSEC3 (optional or not), or of a
+    # required name without one, is a collision; the lists may come in pieces
+    twin = (h, False, _bm, b"\x04twin" + name)
+    out = check_nsec3_chain(found, [*expected, twin], param)
+    assert ("ZONE-VERIFY-NSEC3-CHAIN", f"NSEC3 hash collision at twin.{name_to_text(name)}") in out
+    twin = (h, True, _bm, b"\x04twin" + name)
+    out = check_nsec3_chain(fewer, [*expected, twin], param)
+    assert ("ZONE-VERIFY-NSEC3-CHAIN", f"NSEC3 hash collision at twin.{name_to_text(name)}") in out
+    assert out[0][1].startswith("NSEC3 hash collision")  # listed first
     # every failure is returned (not only MAX_REPORTED): each name lacks its NSEC3
     many = [(bytes([i]) * 20, True, b"", name) for i in range(MAX_REPORTED + 5)]
     out = check_nsec3_chain(found[:1], many, param)

@@ -487,6 +487,9 @@ class ShardWorker:
                 del batch, names, res
                 if self.progress is not None:
                     self.progress(end - start)
+        if not nsec:  # the chain lists travel and wait in the parent as bytes
+            for verdict in verdicts:
+                verdict.pack_nsec3()
         index = OutputIndex.of(order, lengths) if lengths is not None else None
         count = len(order)
         del zone, previous, rctx, order, nodes, kinds

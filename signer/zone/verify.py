@@ -83,13 +83,14 @@ import bisect
 import hashlib
 import itertools
 import logging
+import marshal
 import multiprocessing
 import operator
 import os
 import struct
 import time
 from array import array
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,6 +423,28 @@ class ShardVerification:
     nsec_first: bytes = b""
     nsec_next: bytes = b""
     failure_stages: list[int] = field(default_factory=list)  # the step of each failure
+    nsec3_packed: tuple[bytes, bytes] | None = None  # the two lists marshalled: pack_nsec3
+
+    def pack_nsec3(self) -> None:
+        """Hold the NSEC3 lists as bytes (a fraction of the memory of the tuples) until
+        :func:`combine_shards` reads them, one shard's at a time."""
+        self.nsec3_packed = (
+            marshal.dumps(self.nsec3_found, 4),
+            marshal.dumps(self.nsec3_expected, 4),
+        )
+        self.nsec3_found, self.nsec3_expected = [], []
+
+    def found_nsec3(self) -> list[tuple[bytes, bytes, bytes]]:
+        if self.nsec3_packed is None:
+            return self.nsec3_found
+        found: list[tuple[bytes, bytes, bytes]] = marshal.loads(self.nsec3_packed[0])  # noqa: S302
+        return found
+
+    def expected_nsec3(self) -> list[tuple[bytes, bool, bytes, bytes]]:
+        if self.nsec3_packed is None:
+            return self.nsec3_expected
+        expected: list[tuple[bytes, bool, bytes, bytes]] = marshal.loads(self.nsec3_packed[1])  # noqa: S302
+        return expected
 
 
 def _whole_zone(origin: bytes) -> ShardContext:
@@ -524,7 +547,7 @@ def check_nsec3_chain(
     """The NSEC3 chain checks on compact lists (see :attr:`ShardVerification.nsec3_found`
     and ``nsec3_expected``): every failure as (requirement ID, message)."""
     f = _Failures(limit=None)
-    _nsec3_chain(found, expected, nsec3param, f)
+    _nsec3_chain(found, [expected], nsec3param, f)
     return f.items
 
 
@@ -604,8 +627,8 @@ def _combine(
     f.stage = _CHAIN
     _nsec_joints(parts, f)
     if nsec3param is not None:
-        found = [x for p in parts for x in p.nsec3_found]
-        _nsec3_chain(found, [x for p in parts for x in p.nsec3_expected], nsec3param, f)
+        found = [x for p in parts for x in p.found_nsec3()]
+        _nsec3_chain(found, (p.expected_nsec3() for p in parts), nsec3param, f)
     total = f.total + sum(p.failure_total for p in parts)
     if total:
         # one step after the other as in a whole-zone pass; within a step, in shard order
@@ -656,25 +679,61 @@ def _nsec_joints(parts: Sequence[ShardVerification], f: _Failures) -> None:
 
 def _nsec3_chain(
     found: Sequence[tuple[bytes, bytes, bytes]],
-    expected: Sequence[tuple[bytes, bool, bytes, bytes]],
+    expected: Iterable[Sequence[tuple[bytes, bool, bytes, bytes]]],
     nsec3param: bytes,
     f: _Failures,
 ) -> None:
     """The NSEC3 chain: in hash order and closed, exactly the required names have an NSEC3,
-    optional ones lack one only under an opt-out NSEC3, bitmaps, parameters."""
+    optional ones lack one only under an opt-out NSEC3, bitmaps, parameters.
+
+    ``expected`` comes in pieces (one per shard or batch), each looked at once and then
+    dropped: only the NSEC3 records (and what matched them) are held, not the names
+    (1M delegations with opt-out: 300k records, 1M names). Hash collisions are found among
+    the names that have or need an NSEC3 (two optional names sharing a hash and no NSEC3
+    change no proof: one opt-out NSEC3 covers both). The failures are listed as one pass
+    over the whole lists would: collisions, then the NSEC3 records in hash order, then the
+    names without one."""
     halg, _flags, iterations, slen = struct.unpack_from("!BBHB", nsec3param)
     salt = nsec3param[5 : 5 + slen]
-    by_hash: dict[bytes, int] = {}
-    for n, (h, _required, _bitmap, name) in enumerate(expected):
-        if h in by_hash:
-            f.add("ZONE-VERIFY-NSEC3-CHAIN", f"NSEC3 hash collision at {name_to_text(name)}")
-        by_hash[h] = n
-    if not found:
-        f.add("ZONE-VERIFY-NSEC3-CHAIN", "the zone has an NSEC3PARAM but no NSEC3 chain")
-        return
     owners = sorted(found)
     hashes = [h for h, _, _ in owners]
-    for pos, (h, rd, owner) in enumerate(owners):
+    at: dict[bytes, int] = {h: i for i, h in enumerate(hashes)}
+    matched: dict[int, tuple[bytes, bytes]] = {}  # NSEC3 index -> (bitmap, name) expected
+    unmatched: set[bytes] = set()  # hashes of required names without an NSEC3
+    all_optout = all(rd[1] & 1 for _h, rd, _o in owners)
+    collisions: list[str] = []
+    missing: list[str] = []
+    uncovered: list[str] = []
+    for piece in expected:
+        for h, required, bitmap, name in piece:
+            i = at.get(h)
+            if i is not None:
+                if i in matched:
+                    collisions.append(f"NSEC3 hash collision at {name_to_text(name)}")
+                matched[i] = (bitmap, name)  # the last name with this hash
+                continue
+            if required:
+                if h in unmatched:
+                    collisions.append(f"NSEC3 hash collision at {name_to_text(name)}")
+                unmatched.add(h)
+            if not owners:
+                continue
+            if required:
+                missing.append(f"{name_to_text(name)} has no NSEC3")
+            elif not all_optout:
+                pos = bisect.bisect_left(hashes, h) - 1  # the NSEC3 covering h (wraps to -1)
+                if not owners[pos][1][1] & 1:  # the covering NSEC3's opt-out flag
+                    uncovered.append(
+                        f"insecure {name_to_text(name)} has no NSEC3 and the NSEC3 covering "
+                        "it has no opt-out flag"
+                    )
+    del at, unmatched
+    for msg in collisions:
+        f.add("ZONE-VERIFY-NSEC3-CHAIN", msg)
+    if not owners:
+        f.add("ZONE-VERIFY-NSEC3-CHAIN", "the zone has an NSEC3PARAM but no NSEC3 chain")
+        return
+    for pos, (_h, rd, owner) in enumerate(owners):
         ralg, _rflags, riter, rslen = struct.unpack_from("!BBHB", rd)
         rsalt = rd[5 : 5 + rslen]
         hl = rd[5 + rslen]
@@ -690,14 +749,14 @@ def _nsec3_chain(
                 "ZONE-VERIFY-NSEC3-CHAIN",
                 f"NSEC3 at {name_to_text(owner)} points to {_b32(nxt)}, expected {_b32(want_next)}",
             )
-        idx = by_hash.get(h)
-        if idx is None:
+        want = matched.get(pos)
+        if want is None:
             f.add(
                 "ZONE-VERIFY-NSEC3-CHAIN",
                 f"NSEC3 at {name_to_text(owner)} matches no name of the zone",
             )
             continue
-        _h, _required, want_bitmap, name = expected[idx]
+        want_bitmap, name = want
         bitmap = rd[6 + rslen + hl :]
         if bitmap == want_bitmap:
             continue
@@ -705,22 +764,10 @@ def _nsec3_chain(
         if have != expect:
             what = f"NSEC3 of {name_to_text(name)}"
             f.add("ZONE-VERIFY-BITMAP", _bitmap_msg(what, owner, have, expect))
-    have_hashes = set(hashes)
-    for h, required, _bitmap, name in expected:
-        if required and h not in have_hashes:
-            f.add("ZONE-VERIFY-NSEC3-CHAIN", f"{name_to_text(name)} has no NSEC3")
-    if all(rd[1] & 1 for _h, rd, _o in owners):
-        return  # every NSEC3 has the opt-out flag: whichever covers a missing name is fine
-    for h, required, _bitmap, name in expected:
-        if required or h in have_hashes:
-            continue
-        pos = bisect.bisect_left(hashes, h) - 1  # the NSEC3 covering h (wraps to -1)
-        if not owners[pos][1][1] & 1:  # the covering NSEC3's opt-out flag
-            f.add(
-                "ZONE-VERIFY-NSEC3-CHAIN",
-                f"insecure {name_to_text(name)} has no NSEC3 and the NSEC3 covering it "
-                "has no opt-out flag",
-            )
+    for msg in missing:
+        f.add("ZONE-VERIFY-NSEC3-CHAIN", msg)
+    for msg in uncovered:
+        f.add("ZONE-VERIFY-NSEC3-CHAIN", msg)
 
 
 @dataclass
@@ -1370,7 +1417,7 @@ class _Verifier:
         if any(rd[1] & 1 for _, rd, _ in found):
             self.denial = "nsec3 opt-out"
         if self.check_chain:
-            _nsec3_chain(found, expected, p, f)
+            _nsec3_chain(found, [expected], p, f)
         else:
             self.nsec3_found, self.nsec3_expected = found, expected
 
