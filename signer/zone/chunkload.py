@@ -140,11 +140,29 @@ class _States:
 
 def _directive_after(mm: mmap.mmap, pos: int, end: int) -> int:
     """Start of the next line after ``pos`` (< ``end``) that begins with ``$`` (-1: none).
-    Searches for the rare ``$`` alone (memchr speed), then checks it starts a line."""
-    i = mm.find(b"$", pos + 1, end)
-    while i >= 0 and mm[i - 1] != 10:  # b"\n"
-        i = mm.find(b"$", i + 1, end)
-    return i
+    Searches for the rare ``$`` alone (memchr speed), then checks it starts a line; the
+    pages searched are dropped from this process's resident set as it goes (they stay in the
+    page cache), so scanning a big file does not show as memory of the signer."""
+    start = pos + 1
+    while start < end:
+        stop = min(end, start + _COUNT_STEP)
+        i = mm.find(b"$", start, stop)
+        while i >= 0 and mm[i - 1] != 10:  # b"\n"
+            i = mm.find(b"$", i + 1, stop)
+        if i >= 0:
+            return i
+        _drop_pages(mm, start, stop)
+        start = stop
+    return -1
+
+
+def _drop_pages(mm: mmap.mmap, start: int, stop: int) -> None:
+    """Forget the whole pages of [start, stop) in this mapping (MADV_DONTNEED; read-only
+    file mapping: they are read again from the page cache if touched)."""
+    first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+    if stop - first >= mmap.PAGESIZE and hasattr(mmap, "MADV_DONTNEED"):
+        with contextlib.suppress(OSError):
+            mm.madvise(mmap.MADV_DONTNEED, first, (stop - first) // mmap.PAGESIZE * mmap.PAGESIZE)
 
 
 def _line_start(mm: mmap.mmap, offset: int, size: int) -> int:
@@ -177,7 +195,9 @@ def _owner_line(mm: mmap.mmap, pos: int, size: int, limit: int | None = None) ->
 def _count_lines(mm: mmap.mmap, start: int, end: int) -> int:
     count = 0
     for a in range(start, end, _COUNT_STEP):
-        count += mm[a : min(a + _COUNT_STEP, end)].count(b"\n")
+        stop = min(a + _COUNT_STEP, end)
+        count += mm[a:stop].count(b"\n")
+        _drop_pages(mm, a, stop)
     return count
 
 
