@@ -86,7 +86,6 @@ from signer.zone.nsec import add_nsec
 from signer.zone.nsec3 import (
     Nsec3Collision,
     b32hex,
-    b32hex_decode,
     chain_entries,
     hash_entries,
     insert_nsec3,
@@ -119,6 +118,7 @@ INPUT_SUFFIX = ".zsstate.input"
 MAGIC = b"zonesigner-state\n"
 _STRIDE = 64  # range_of: one name's canonical key sampled per stride
 _HSTRIDE = 16  # _Hashes: one hash sampled per stride
+_B32HEX = b"0123456789abcdefghijklmnopqrstuv"  # an NSEC3 owner's label (lowercase)
 PARALLEL_MIN = 64  # fewer touched subtrees than this: one process
 MAX_CHANGED = 0.10  # more changed lines than this fraction of the input: sign in full
 HEADER_MAX = 1 << 20  # directives after the first MiB: sign in full
@@ -852,6 +852,8 @@ class _Element:
     first_new: bytes | None = None
     hashed: bool = False  # an NSEC3 owner (its hash label right below the apex)
     hash: bytes = b""  # hashed: its hash
+    next: bytes = b""  # hashed: its next hash in the new chain (b"": removed)
+    bitmap: bytes | None = None  # hashed: its new bitmap (None: the previous record's)
     nsec3: tuple[bytes, bytes] | None = None  # hashed: (hash, new NSEC3 RDATA); None: removed
 
 
@@ -1313,7 +1315,9 @@ class _Plan:
         self.kept: dict[bytes, bytes] = {}  # touched subtrees' hashes whose NSEC3 stays
         self.elems: dict[bytes, _Element] = {}  # the NSEC3 owners rendered, by hash
         self.fresh: set[bytes] = set()  # the hashes added
+        self.gone: frozenset[bytes] = frozenset()  # the owners of the hashes removed
         self.ents = 0  # change in the number of empty non-terminals in the chain
+        self.old_cls = Classification()  # of the touched subtrees before the change
         self.duplicates = False
         self.nsec3_stats: dict[str, int] | None = None
 
@@ -1528,27 +1532,36 @@ class _Plan:
                 raise Fallback("the state's index lacks an NSEC3 owner of its chain")
             hashed.append(e)
             touched[owner] = e
-        self._parse([e for e in hashed if e.hi > e.lo])  # refuses other data at an owner
-        head = _nsec3_head(d)
+        for e in hashed:  # their records are made where they are signed (_nsec3_records)
+            if e.hash not in removed:
+                e.next = chain.succ(e.hash)
+                e.bitmap = new_h.get(e.hash)
+        self.chain = chain
+        self.render = frozenset(render)
+        self.elems = {e.hash: e for e in hashed}
+        self.fresh = fresh
+        self.gone = frozenset(e.child for e in hashed if e.hash in removed)
+        self.nsec3_stats = {"added": len(added), "removed": len(removed), "rendered": len(render)}
+
+    def _nsec3_records(self, hashed: list[_Element]) -> None:
+        """The new NSEC3 RDATA of each NSEC3 owner planned (not removed): the planned next
+        hash and bitmap, or the previous record's bitmap for a predecessor outside the
+        touched subtrees. Parses their blocks of the previous output (refusing other data
+        at an NSEC3 owner)."""
+        self._parse([e for e in hashed if e.hi > e.lo])
+        head = _nsec3_head(self.s.denial)
         for e in hashed:
-            h = e.hash
-            if h in removed:
-                continue
-            if h in new_h:
-                bitmap = new_h[h]
-            else:  # a predecessor in an untouched subtree: its bitmap stays
+            if not e.next:
+                continue  # removed
+            bitmap = e.bitmap
+            if bitmap is None:  # a predecessor in an untouched subtree: its bitmap stays
                 prev = self.previous.get((e.child, T_NSEC3))
                 if prev is None or len(prev.rdatas) != 1:
                     raise Fallback("an NSEC3 owner of the previous zone has not one NSEC3")
                 phead, _next, bitmap = _nsec3_fields(prev.rdatas[0])
                 if phead != head:
                     raise Fallback("an NSEC3 record of the previous zone has other parameters")
-            e.nsec3 = (h, head + bytes((HASH,)) + chain.succ(h) + bitmap)
-        self.chain = chain
-        self.render = frozenset(render)
-        self.elems = {e.hash: e for e in hashed}
-        self.fresh = fresh
-        self.nsec3_stats = {"added": len(added), "removed": len(removed), "rendered": len(render)}
+            e.nsec3 = (e.hash, head + bytes((HASH,)) + e.next + bitmap)
 
     def _nsec3param(self) -> RRset:
         d = self.s.denial
@@ -1568,114 +1581,108 @@ class _Plan:
             node.append(self._nsec3param())
             node.sort(key=lambda r: r.rtype)
         what = "a zone rule" if new else "the previous zone breaks a rule"
-        _quiet_classify(zone, apex, what)
+        cls = _quiet_classify(zone, apex, what)
+        if not new:  # counted here once, not again where the subtrees are signed
+            _add_cls(self.old_cls, cls)
         return chain_entries(zone, optout=self.s.denial.optout)
 
-    def _owner_hash(self, i: int) -> bytes | None:
-        """The hash that name ``i`` of the previous output is the NSEC3 owner of, when it is
-        shaped like one (a base32hex label of a hash right below the apex), else None."""
-        name = self.names[i]
-        if len(name) != 33 + len(self.origin) or name[0] != 32 or not name.endswith(self.origin):
-            return None
-        try:
-            h = b32hex_decode(name[1:33].decode("ascii"))
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return h if len(h) == HASH else None
-
-    def _old_owner(self, i: int, step: int) -> tuple[int, bytes] | None:
+    def _old_owner(self, i: int, step: int) -> int:
         """From name ``i`` of the previous output on (``step`` 1: forward, -1: backward,
-        wrapping around past the apex), the first NSEC3 owner not removed: (its index,
-        its hash); None when there is none."""
-        assert self.chain is not None
-        removed = self.chain.removed
-        n = self.n
+        wrapping around past the apex), the index of the first name shaped like an NSEC3
+        owner (a base32hex hash label right below the apex) that was not removed; -1 when
+        there is none."""
+        names, n, origin = self.names, self.n, self.origin
+        size = 33 + len(origin)
+        gone = self.gone
         for _ in range(n):
             if i >= n:
                 i = 1  # after the apex
             elif i < 1:
                 i = n - 1
-            x = self._owner_hash(i)
-            if x is not None and x not in removed:
-                return i, x
+            name = names[i]
+            if (
+                len(name) == size
+                and name[0] == 32
+                and name.endswith(origin)
+                and not name[1:33].translate(None, _B32HEX)
+                and name not in gone
+            ):
+                return i
             i += step
-        return None
+        return -1
 
-    def _old_next_at(self, i: int) -> bytes | None:
-        """The next hash of the NSEC3 record of name ``i`` of the previous output."""
-        for line in bytes(self.pm[self.off[i] : self.off[i + 1]]).split(b"\n"):
-            f = line.split(b"\t")
-            if len(f) == 5 and f[3] == b"NSEC3":
-                try:
-                    return b32hex_decode(f[4].split()[4].decode("ascii"))
-                except (ValueError, IndexError, UnicodeDecodeError):
-                    return None
-        return None
+    def _owner(self, h: bytes) -> bytes:
+        e = self.elems.get(h)
+        return e.child if e is not None else nsec3_owner(h, self.origin)
 
     def _check_before(self, h: bytes, before: bytes) -> None:
         """``before`` (not re-rendered) precedes ``h`` in the new chain: the previous zone's
         last NSEC3 owner (not removed) before ``h``'s must be ``before``'s, and its record
         must point to ``h``."""
-        found = self._old_owner(self.elems[h].lo - 1, -1)
-        if found is None or found[1] != before:
+        i = self._old_owner(self.elems[h].lo - 1, -1)
+        if i < 0 or self.names[i] != self._owner(before):
             raise Fallback(
                 f"the previous zone has an NSEC3 owner between {b32hex(before).decode()} and "
                 f"{b32hex(h).decode()} that the state's chain lacks"
             )
-        if self._old_next_at(found[0]) != h:
-            raise Fallback(f"the NSEC3 record before {b32hex(h).decode()} does not point to it")
+        label = self.elems[h].child[1:33]
+        for line in bytes(self.pm[self.off[i] : self.off[i + 1]]).split(b"\n"):
+            f = line.split(b"\t")
+            if len(f) == 5 and f[3] == b"NSEC3":
+                rd = f[4].split()
+                if len(rd) > 4 and rd[4].lower() == label:
+                    return
+        raise Fallback(f"the NSEC3 record before {b32hex(h).decode()} does not point to it")
 
     def _check_gap(self, h: bytes, nxt: bytes) -> None:
         """The previous zone has no NSEC3 owner between those of ``h`` and ``nxt`` (its next
         hash in the new chain) but removed ones: the first one after ``h``'s owner that was
         not removed must be ``nxt``'s, unless ``nxt`` is added and goes before it."""
         e = self.elems[h]
+        i = e.hi
+        j = self._old_owner(i, 1)
         if nxt in self.fresh:
-            stop = self.elems[nxt].lo  # where the added owner goes
-            i, n = e.hi, self.n
-            # the names from h's owner up to where nxt's goes (wrapping around)
+            stop, n = self.elems[nxt].lo, self.n  # where the added owner goes
+            # the names from h's owner up to where nxt's goes, and up to the owner found
             span = stop - i if stop >= i else (n - i) + (stop - 1)
-            found = self._old_owner(i, 1)
-            if found is None:
-                return
-            j = found[0]
             dist = j - i if j >= i else (n - i) + (j - 1)
-            if dist >= span or (found[1] == h and nxt == h):
+            if j < 0 or dist >= span:
                 return
-        else:
-            found = self._old_owner(e.hi, 1)
-            if found is not None and found[1] == nxt:
-                return
+        elif j >= 0 and self.names[j] == self._owner(nxt):
+            return
         raise Fallback(
             f"the previous zone has an NSEC3 owner between {b32hex(h).decode()} and "
             f"{b32hex(nxt).decode()} that the state's chain lacks"
         )
 
+    def _check_links(self, found: list[tuple[bytes, bytes, bytes]]) -> None:
+        """In the process that rendered them: each NSEC3 record is the one planned, and links
+        into the chain (the record before it, when it is kept from the previous zone,
+        points to it; the previous zone has no NSEC3 owner between it and its next hash
+        but removed ones). A re-rendered record before it is checked as one of these."""
+        chain = self.chain
+        assert chain is not None
+        render = self.render
+        for h, rd, _owner in found:
+            e = self.elems.get(h)
+            if e is None or e.nsec3 is None or e.nsec3[1] != rd:
+                raise Fallback(
+                    f"the re-rendered NSEC3 record of {b32hex(h).decode()} is not the planned one"
+                )
+            before = chain.pred(h)
+            if before not in render:
+                self._check_before(h, before)
+            self._check_gap(h, _nsec3_fields(rd)[1])
+
     def _check_chain(self, parts: list[_Partial]) -> None:
-        """Before anything is written: the NSEC3 records rendered are the planned ones, each
-        links into the chain (its predecessor, rendered or kept from the previous zone,
-        points to it; it points to the next hash, and the previous zone has no NSEC3 between
-        them but removed ones), and every chain name of the re-rendered subtrees has its
-        NSEC3 (rendered or kept) with the bitmap the verifier expects."""
+        """Before anything is written (with :meth:`_check_links` in each process): the NSEC3
+        records rendered are the planned ones, and every chain name of the re-rendered
+        subtrees has its NSEC3 (rendered or kept) with the bitmap the verifier expects."""
         chain = self.chain
         assert chain is not None
         found = {h: rd for p in parts for h, rd, _owner in p.nsec3_found}
         if found.keys() != self.render:
             raise Fallback("the NSEC3 records rendered are not the planned ones")
-        head = _nsec3_head(self.s.denial)
-        for h, rd in found.items():
-            fhead, nxt, _bitmap = _nsec3_fields(rd)
-            if fhead != head or nxt != chain.succ(h):
-                raise Fallback(
-                    f"the re-rendered NSEC3 record of {b32hex(h).decode()} does not link"
-                )
-            before = chain.pred(h)
-            prd = found.get(before)
-            if prd is None:
-                self._check_before(h, before)
-            elif _nsec3_fields(prd)[1] != h:
-                raise Fallback(f"the NSEC3 record before {b32hex(h).decode()} does not point to it")
-            self._check_gap(h, nxt)
         kept = self.kept
         for part in parts:
             for h, required, bitmap, name in part.nsec3_expected:
@@ -1694,7 +1701,8 @@ class _Plan:
     def _work(
         self, groups: list[list[_Element]], key: KeyLike, delta: Delta, planned: frozenset[bytes]
     ) -> _Partial:
-        if self.nsec3:  # parsed and changed while planning
+        if self.nsec3:  # the subtrees parsed and changed while planning
+            self._nsec3_records([e for g in groups for e in g if e.hashed])
             part = self._sign(groups, key)
             part.duplicates = self.duplicates
             return part
@@ -1845,8 +1853,9 @@ class _Plan:
                         counts["rrsets_signed"] -= (
                             bool(self.previous[(owner, t)].sigs) and not bundle
                         )
-            old_zone = _zone(origin, [e.old for e in elements], serial=None)
-            _add_cls(old_cls, _quiet_classify(old_zone, has_apex))
+            if not self.nsec3:  # NSEC3: classified while planning (self.old_cls)
+                old_zone = _zone(origin, [e.old for e in elements], serial=None)
+                _add_cls(old_cls, _quiet_classify(old_zone, has_apex))
             zone = _zone(origin, [e.new for e in elements], serial=None)
             records = sorted(e.nsec3 for e in elements if e.nsec3 is not None)
             if not zone.order and not records:
@@ -1916,6 +1925,8 @@ class _Plan:
             runs.extend(_split_runs(batch, zone.order, lengths, res.text, origin))
         for f in ("delegations", "secure_delegations", "glue_names", "occluded_names"):
             counts[f] += getattr(new_cls, f) - getattr(old_cls, f)
+        if self.chain is not None:
+            self._check_links(found)
         return _Partial(
             runs, created, lo_exp, hi_exp, rendered, verified, counts, serial, unsigned,
             nsec3_found=found, nsec3_expected=expected,
@@ -1936,6 +1947,8 @@ class _Plan:
             if len(hashes) != HASH * counts["chain"]:
                 raise Fallback("the NSEC3 chain and the records rendered disagree in number")
             counts["empty_non_terminals"] = counts.get("empty_non_terminals", 0) + self.ents
+            for f in ("delegations", "secure_delegations", "glue_names", "occluded_names"):
+                counts[f] -= getattr(self.old_cls, f)
         return _Result(
             [r for p in parts for r in p.runs], head.serial, head.unsigned, counts,
             sum(p.created for p in parts),
