@@ -194,11 +194,10 @@ def _nsec3_setup(tmp_path: Path, text: str, optout: bool) -> tuple[Setup, tuple[
 
 def _owner_of(name: str, salt: str = "c0ffee") -> str:
     """The NSEC3 owner label (base32hex) of ``name`` (relative to example.)."""
-    import dns.name
-
+    from signer.zone.model import name_from_text
     from signer.zone.nsec3 import b32hex, nsec3_hash
 
-    wire = dns.name.from_text(name, dns.name.from_text("example.")).canonicalize().to_wire()
+    wire = name_from_text(name, name_from_text("example.", None))
     return b32hex(nsec3_hash(wire, bytes.fromhex(salt), 0)).decode()
 
 
@@ -389,20 +388,30 @@ def test_nsec3_state_that_does_not_fit_falls_back(tmp_path: Path) -> None:
     from hashlib import sha256
 
     from signer.zone.incremental import _dump_state
+    from signer.zone.incremental import _Names as Names
+    from signer.zone.model import name_from_text
     from signer.zone.nsec3 import b32hex
 
     def edited(owner: bytes, old: bytes, new: bytes) -> Path:
+        """The previous zone with ``old`` replaced by ``new`` in the NSEC3 line of ``owner``
+        (the state's index, size and checksum made to match)."""
         s.zone.write_text(text)
         prev = _first_nsec3(s, tmp_path, pol)
-        line = f"{b32hex(owner).decode()}.example.\t3600\tIN\tNSEC3\t1 1 0 C0FFEE ".encode()
+        name = f"{b32hex(owner).decode()}.example."
+        line = f"{name}\t3600\tIN\tNSEC3\t1 1 0 C0FFEE ".encode()
         data = prev.read_bytes()
         start = data.index(line)
         end = data.index(b"\n", start)
         assert data.count(line) == 1 and old in data[start:end]
-        prev.write_bytes(data[:start] + data[start:end].replace(old, new) + data[end:])
+        changed = data[start:end].replace(old, new)
+        prev.write_bytes(data[:start] + changed + data[end:])
         st = load_state(str(prev) + STATE_SUFFIX)
+        names = Names(st.blob, st.namelens)
+        i = next(k for k in range(len(names)) if names[k] == name_from_text(name, None))
+        st.lengths[i] += len(changed) - (end - start)
         digest = sha256(prev.read_bytes()).hexdigest()
-        _dump_state(str(prev) + STATE_SUFFIX, replace(st, out_sha256=digest))
+        st = replace(st, out_sha256=digest, out_size=sum(st.lengths))
+        _dump_state(str(prev) + STATE_SUFFIX, st)
         s.zone.write_text(add_ds)
         return prev
 
@@ -414,6 +423,18 @@ def test_nsec3_state_that_does_not_fit_falls_back(tmp_path: Path) -> None:
     nxt = b32hex(one).upper()
     prev = edited(two, nxt, b32hex(_before(chain, two)).upper())
     assert "does not point to it" in _reason(s, tmp_path, prev, "edited2", *pol)
+    # a second NSEC3 record at the owner before an added hash
+    second = b"\n" + b"\t".join(
+        [
+            f"{b32hex(one).decode()}.example.".encode(),
+            b"3600",
+            b"IN",
+            b"NSEC3",
+            b"1 1 0 C0FFEE " + b32hex(two).upper() + b" NS",
+        ]
+    )
+    prev = edited(one, b" NS DS RRSIG", b" NS DS RRSIG" + second)
+    assert "has not one NSEC3" in _reason(s, tmp_path, prev, "edited3", *pol)
 
 
 def test_rule_error_in_changed_line_reports_the_full_paths_message(tmp_path: Path) -> None:
