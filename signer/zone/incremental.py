@@ -1548,6 +1548,8 @@ class _Plan:
         hash and bitmap, or the previous record's bitmap for a predecessor outside the
         touched subtrees. Parses their blocks of the previous output (refusing other data
         at an NSEC3 owner)."""
+        if not hashed:
+            return
         self._parse([e for e in hashed if e.hi > e.lo])
         head = _nsec3_head(self.s.denial)
         for e in hashed:
