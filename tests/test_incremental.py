@@ -520,3 +520,45 @@ def test_nsec3_chain_model_matches_a_sorted_list() -> None:
             assert chain.succ(h) == (after[0] if after else new[0])
             assert chain.pred(h) == (before[-1] if before else new[-1])
             assert chain.has(h) == (h in new)
+
+
+def test_verification_level_as_a_full_sign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-signed subtrees are verified at the --verify level of a full sign: with the
+    default sample, every structural check and the signatures of an even share of them;
+    with --verify full, every signature (and a corrupted one is refused)."""
+    text = generated_zone(6000)
+    s = _setup(tmp_path, text)
+    prev = _first(s, tmp_path)
+    lines = text.splitlines()
+    changed = 0
+    for i, ln in enumerate(lines):  # a new DS digest for 300 secure delegations
+        if " DS " in ln and changed < 300:
+            lines[i] = ln[:-8] + "00000000"
+            changed += 1
+    s.zone.write_text("\n".join(lines) + "\n")
+    sample, _ = _both(s, tmp_path, prev, "sample", "--jobs", "1")
+    full, _ = _both(s, tmp_path, prev, "full", "--verify", "full", "--jobs", "1")
+    assert sample["incremental"]["used"], sample["incremental"]
+    assert full["incremental"]["used"], full["incremental"]
+    created = sample["counts"]["rrsigs_created"]
+    assert created >= 300
+    verified = sample["verification"]["rrsigs_verified"]
+    assert full["verification"]["rrsigs_verified"] >= created
+    assert 0 < verified < 0.7 * full["verification"]["rrsigs_verified"]  # every other batch
+    assert sample["verification"]["level"] == "sample"
+
+    from signer.zone import signing
+
+    real = signing._sign_one
+
+    def corrupt(sign, params, inception, owner, *rest):  # type: ignore[no-untyped-def]
+        sig = real(sign, params, inception, owner, *rest)
+        return sig[:-1] + bytes([sig[-1] ^ 1]) if owner.startswith(b"\x06zzz999") else sig
+
+    monkeypatch.setattr(signing, "_sign_one", corrupt)
+    lines += ["zzz999 NS ns9.example.net.", "zzz999 DS 1 13 2 " + "ab" * 32]
+    s.zone.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "bad"
+    r = _run(s, out, "--previous", str(prev), "--verify", "full", code=1)
+    assert "ZONE-VERIFY-SIGNATURE" in r["output"] and "zzz999.example." in r["output"]
+    assert not out.exists()

@@ -369,7 +369,7 @@ def _incremental_summary(
         "max_expiration": time_text(o.max_expiration) if o.max_expiration else None,
         **_key_fields(job, bundle, dk),
         "verification": {
-            "level": "full",
+            "level": job.verify_level,
             "scope": "re-signed names",
             "names": o.names_rendered,
             "rrsigs_verified": o.verified,

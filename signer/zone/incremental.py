@@ -16,7 +16,9 @@ what changed (:func:`sign_incremental`):
 3. each affected subtree is parsed back from ``OUT`` (RRsets and RRSIGs), the records are
    removed and added, the rules re-checked, the subtree classified, NSEC-chained, signed
    (reusing ``OUT``'s RRSIGs exactly as the full path does), rendered and self-verified
-   (every signature, :func:`signer.zone.verify.verify_shard`); so are the apex and the
+   at the ``--verify`` level of a full sign (:func:`signer.zone.verify.verify_shard`: every
+   structural check everywhere; with the default ``sample``, the signatures of the apex and
+   of an even share of the batches, :func:`_crypto_stride`); so are the apex and the
    subtree before one whose first name changed (its NSEC points to it);
    NSEC3 (RFC 5155, opt-out or not): each touched subtree's chain entries before and after
    (:func:`signer.zone.nsec3.chain_entries`: names with their bitmaps, ENTs; opt-out leaves
@@ -130,6 +132,19 @@ _COUNT_KEYS = (
 )  # fmt: skip
 HASH = 20  # octets of an NSEC3 hash (SHA-1)
 BATCH_NAMES = 4096  # NSEC3: names of the previous output signed and verified in one go
+SAMPLE_MIN = 50  # --verify sample: signatures verified at least per batch of re-signed names
+SAMPLE_BATCHES = 100  # --verify sample: batches whose signatures are checked, at least
+
+
+def _crypto_stride(batches: int, level: str) -> int:
+    """``--verify sample`` over many small batches (NSEC: one re-signed subtree each, where
+    the verifier's "first signature of each type" would be every signature): the batches
+    checked cryptographically are every k-th one of each process (at least SAMPLE_BATCHES of
+    them, at least 1 %, and the apex's), the others structurally; every batch at the other
+    levels."""
+    if level != "sample":
+        return 1
+    return max(1, batches // max(SAMPLE_BATCHES, batches // 100))
 
 
 class Fallback(Exception):
@@ -1839,7 +1854,9 @@ class _Plan:
         by_owner: dict[bytes, list[int]] = {}
         for o, t in self.previous:
             by_owner.setdefault(o, []).append(t)
-        for batch in self._batches(groups):
+        batches = self._batches(groups)
+        stride = _crypto_stride(len(batches), s.verify.level)
+        for number, batch in enumerate(batches):
             elements = [e for g in batch for e in g]
             has_apex = batch[0][0].child == origin
             hi = batch[-1][-1].hi
@@ -1914,9 +1931,11 @@ class _Plan:
                 ),
                 trust_anchor_ds=v.trust_anchor,
                 now=s.times.now,
-                level="full",
+                # as a full sign would (--verify; sample by default: see _crypto_stride)
+                level=v.level if has_apex or number % stride == 0 else "structural",
                 zsk=v.zsk,
                 min_validity=v.min_validity,
+                sample_min=SAMPLE_MIN,
             )
             if part.failure_total:
                 raise ZoneVerificationFailed(part.failures, part.failure_total)
