@@ -80,33 +80,25 @@ def _txt(data: bytes) -> str:
     return " ".join(out)
 
 
-_name_cache: Final[dict[bytes, str]] = {}
 _bitmap_cache: Final[dict[bytes, str]] = {}
 _CACHE_MAX: Final = 200_000
 
 
 def _cached_name(name: bytes) -> str:
-    """name_to_text for names that repeat (NS, CNAME, MX, ... targets)."""
-    s = _name_cache.get(name)
-    if s is None:
-        s = name_to_text(name)
-        if len(_name_cache) >= _CACHE_MAX:
-            _name_cache.clear()
-        _name_cache[name] = s
-    return s
+    """name_to_text for names that repeat (NS, CNAME, MX, ... targets): the text renderer's
+    cache of their bytes (the presentation form is ASCII: other octets are escaped)."""
+    return _target_bytes(name).decode("ascii")
 
 
 # The NSEC next name rendered last: it is the owner of the next node, rendered right after.
-# Owners and next names are unique per node, so they stay out of _name_cache (which would
+# Owners and next names are unique per node, so they stay out of the name cache (which would
 # otherwise hold a key and a text per name of the zone, ~18 MB per 100k delegations).
 _next_name: tuple[bytes, str] = (b"", "")
 
 
 def _next_text(name: bytes) -> str:
     global _next_name
-    s = _name_cache.get(name)
-    if s is None:
-        s = name_to_text(name)
+    s = name_to_text(name)
     _next_name = (name, s)
     return s
 
