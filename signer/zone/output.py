@@ -155,51 +155,17 @@ def rdata_text(rtype: int, rd: bytes) -> str:
     return r.to_text()
 
 
-_time_cache: Final[dict[int, str]] = {}
-
-
-def _time(t: int) -> str:
-    s = _time_cache.get(t)
-    if s is None:
-        s = time_text(t)
-        if len(_time_cache) < 1_000_000:
-            _time_cache[t] = s
-    return s
-
-
 _sig_text_cache: Final[dict[bytes, str]] = {}
-_TIMES: Final = struct.Struct("!II")
-
-
-_sig_head_cache: Final[dict[bytes, str]] = {}
 
 
 _last_signer: Final[list[bytes]] = [b"\xff"]  # the signer name of the RRSIG rendered last
 
 
 def _rrsig_text(sig: bytes) -> str:
-    signer = _last_signer[0]
-    if sig.startswith(signer, 18):  # wire names are prefix-free: the same signer name
-        i = 18 + len(signer)
-    else:
-        i = 18
-        while sig[i]:
-            i += 1 + sig[i]
-        i += 1
-        _last_signer[0] = sig[18:i]
-    head = _sig_head_cache.get(sig[:8])  # type covered, algorithm, labels, original TTL
-    if head is None:
-        tc, alg, lab, ottl = struct.unpack_from("!HBBI", sig)
-        head = f"{type_name(tc)} {alg} {lab} {ottl} "
-        if len(_sig_head_cache) < 10_000:
-            _sig_head_cache[sig[:8]] = head
-    tail = _sig_text_cache.get(sig[16:i])  # key tag, signer
-    if tail is None:
-        tail = f" {struct.unpack_from('!H', sig, 16)[0]} {name_to_text(sig[18:i])} "
-        if len(_sig_text_cache) < 10_000:
-            _sig_text_cache[sig[16:i]] = tail
-    exp, inc = _TIMES.unpack_from(sig, 8)
-    return head + _time(exp) + " " + _time(inc) + tail + b2a_base64(sig[i:], newline=False).decode()
+    """The RRSIG RDATA text of ``sig`` (the renderer's pieces, one code path for both)."""
+    out: list[bytes] = []
+    _add_rrsig(out, sig)
+    return b"".join(out)[:-1].decode("ascii")  # without the newline
 
 
 def _node_rrsets(zone: Zone, name: bytes) -> list[RRset]:
