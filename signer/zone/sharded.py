@@ -337,8 +337,9 @@ class ShardWorker:
                 continue
             if os.path.exists(path):
                 with open(path, "rb") as fh:
-                    # written by a worker of ours into our private (0700) directory
-                    out.append(marshal.load(fh))  # noqa: S302
+                    # written by a worker of ours into our private (0700) directory; read
+                    # whole: marshal.load on a file object reads item by item, 5x slower
+                    out.append(marshal.loads(fh.read()))  # noqa: S302
                 if not keep:
                     os.unlink(path)
         return out
