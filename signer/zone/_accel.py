@@ -39,6 +39,8 @@ T = TypeVar("T")
 PACKAGE = "signer.zone"
 # compiled together (one mypyc group); the order is the import order of their dependencies
 MODULES = ("model", "serial", "loader", "rules", "nsec", "signing", "output", "verify")
+# hand-written C extensions built and used with them (same guard): signer/zone/<name>.c
+C_MODULES = ("_render",)
 GROUP = "zonesigner_accel"  # mypyc group name; its shared library is GROUP + "__mypyc"
 SOURCE_DIR = Path(__file__).resolve().parent
 BUILD_DIR = SOURCE_DIR.parents[1] / "build" / "accel"
@@ -54,6 +56,8 @@ def source_hashes() -> dict[str, str]:
     out = {}
     for m in MODULES:
         out[f"{PACKAGE}.{m}"] = hashlib.sha256((SOURCE_DIR / f"{m}.py").read_bytes()).hexdigest()
+    for m in C_MODULES:
+        out[f"{PACKAGE}.{m}"] = hashlib.sha256((SOURCE_DIR / f"{m}.c").read_bytes()).hexdigest()
     return out
 
 
@@ -77,7 +81,8 @@ def _decide() -> tuple[bool, str]:
     built = manifest.get("sources", {})
     for name, digest in source_hashes().items():
         if built.get(name) != digest:
-            path = f"signer/zone/{name.rsplit('.', 1)[1]}.py"
+            short = name.rsplit(".", 1)[1]
+            path = f"signer/zone/{short}.{'c' if short in C_MODULES else 'py'}"
             return False, _warn(f"stale: {path} changed since the build")
     try:
         group = f"{GROUP}__mypyc"
@@ -113,6 +118,18 @@ def status() -> tuple[bool, str]:
     if _decision is None:
         _decision = _decide()
     return _decision
+
+
+def extension(short: str) -> ModuleType | None:
+    """The C extension ``signer.zone.<short>`` (one of :data:`C_MODULES`) when the compiled
+    build is in use, else None (the caller runs its Python equivalent)."""
+    if not status()[0]:
+        return None
+    name = f"{PACKAGE}.{short}"
+    module = sys.modules.get(name)
+    if module is None:
+        module = _load_extension(name, BUILD_DIR / "signer" / "zone" / f"{short}{ext_suffix()}")
+    return module
 
 
 def use_compiled(name: str) -> None:

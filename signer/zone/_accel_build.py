@@ -1,6 +1,7 @@
 """Build the compiled modules (``python -m signer.zone._accel_build``; ``make accel``).
 
-Compiles :data:`signer.zone._accel.MODULES` with mypyc into ``build/accel/`` and records
+Compiles :data:`signer.zone._accel.MODULES` with mypyc (and the C extensions of
+:data:`signer.zone._accel.C_MODULES`) into ``build/accel/`` and records
 the SHA-256 of every source there (``manifest.json``), which :mod:`signer.zone._accel`
 compares at import: a build whose sources changed is never used. Does nothing when the
 build is up to date; prints one line and exits 0 when there is no C compiler, no Python
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from signer.zone._accel import (
     BUILD_DIR,
+    C_MODULES,
     GROUP,
     MANIFEST,
     MODULES,
@@ -39,10 +41,16 @@ import sys
 from setuptools import setup
 from mypyc.build import mypycify
 
+from setuptools import Extension
+
 paths, group, c_dir, lib, tmp = sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+c_exts = [
+    Extension("signer.zone." + c, ["signer/zone/" + c + ".c"], extra_compile_args=["-O2"])
+    for c in sys.argv[6].split(",") if c
+]
 setup(
     name="zonesigner-accel",
-    ext_modules=mypycify(paths, group_name=group, target_dir=c_dir, multi_file=True),
+    ext_modules=mypycify(paths, group_name=group, target_dir=c_dir, multi_file=True) + c_exts,
     script_args=["build_ext", "--build-lib", lib, "--build-temp", tmp, "-j", "4"],
 )
 """
@@ -82,7 +90,7 @@ def build(quiet: bool = True) -> Path:
         paths = ",".join(f"signer/zone/{m}.py" for m in MODULES)
         lib = work / "lib"
         cmd = [sys.executable, "-c", _SETUP, paths, GROUP, str(work / "c"), str(lib)]
-        cmd.append(str(work / "tmp"))
+        cmd += [str(work / "tmp"), ",".join(C_MODULES)]
         res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             log = BUILD_DIR.parent / "accel-build.log"

@@ -11,7 +11,7 @@ import socket
 import struct
 from binascii import b2a_base64
 from collections.abc import Iterable, MutableSequence
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import dns.rdata
 import dns.rdataclass
@@ -42,6 +42,9 @@ from signer.zone.model import (
 )
 
 _accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
+# the C renderer (signer/zone/_render.c) when the compiled build is in use (see names_text)
+_fast: Final[list[Any]] = [_accel.extension("_render")]
 
 _type_names: Final[dict[int, str]] = {}
 
@@ -319,7 +322,40 @@ def names_text(
     :func:`write_zone`'s output (the parallel signer renders ranges in its workers).
     ``lengths``: gets the length in bytes of each name's text appended (an index of the
     output, for incremental re-signing).
+
+    With the compiled build, the C renderer (``_render.c``) does it: the same bytes, ~5x
+    faster; what it does not handle in C (see there) it hands back, and
+    :func:`names_text_py` renders the batch instead.
     """
+    fast = _fast[0]
+    if fast is not None:
+        if not isinstance(names, list):
+            names = list(names)
+        origin = zone.origin
+        apex = _node_rrsets(zone, origin) if names and names[0] == origin else None
+        try:
+            text: bytes = fast.render(
+                zone.nodes, names, origin, apex, lengths, _rdata_line, _type_bytes
+            )
+            return text
+        except fast.Unsupported:
+            pass
+    return names_text_py(zone, names, lengths)
+
+
+def _rdata_line(rtype: int, rd: bytes) -> bytes:
+    """The C renderer's fallback for the types it does not format."""
+    return _encode(rdata_text(rtype, rd) + "\n")
+
+
+def _type_bytes(rtype: int) -> bytes:
+    return type_name(rtype).encode("ascii")
+
+
+def names_text_py(
+    zone: Zone, names: Iterable[bytes], lengths: MutableSequence[int] | None = None
+) -> bytes:
+    """:func:`names_text` in Python: the specification of the C renderer."""
     out: list[bytes] = []
     origin = zone.origin
     nodes = zone.nodes
