@@ -308,8 +308,9 @@ class ShardWorker:
                     self.kept[path] = (part, res.paths)
                     continue
                 with open(path, "wb") as fh:
-                    # marshal: plain lists, ints and bytes, 8x faster to write than pickle
-                    marshal.dump((part, res.paths), fh, 4)
+                    # marshal: plain lists, ints and bytes, 8x faster to write than pickle;
+                    # version 2 (no references): 2x faster to write than 4, 1.5x the size
+                    fh.write(marshal.dumps((part, res.paths), 2))
             del parts, res
         return LoadReport(records, metas[0], metas[1], apex_dname, firsts, apex_soa, names)
 
