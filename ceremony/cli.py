@@ -21,10 +21,10 @@ cli = root_group(
 register_commands(
     cli,
     (
-        ("ceremony.cli_sign", "sign_request"),
-        ("ceremony.cli_run", "render"),
-        ("ceremony.cli_run", "run"),
-        ("ceremony.cli_run", "audit"),
+        ("sign-request", "ceremony.cli_sign", "sign_request"),
+        ("render", "ceremony.cli_run", "render"),
+        ("run", "ceremony.cli_run", "run"),
+        ("audit", "ceremony.cli_run", "audit"),
     ),
 )
 

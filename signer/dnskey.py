@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass, replace
@@ -32,9 +33,7 @@ class DsNotFromSepKey(CheckFailed):
 
 def key_tag_of_rdata(rdata: bytes) -> int:
     """RFC 4034 Appendix B key tag over DNSKEY RDATA wire form (algorithm != 1)."""
-    ac = 0
-    for i, b in enumerate(rdata):
-        ac += b if i & 1 else b << 8
+    ac = (sum(rdata[0::2]) << 8) + sum(rdata[1::2])  # even octets high, odd octets low
     ac += (ac >> 16) & 0xFFFF
     return ac & 0xFFFF
 
@@ -91,7 +90,7 @@ class DnsKey:
         return f"{o.to_text()} {ttl} IN DNSKEY {self.rdata_text()}"
 
     # -- properties ------------------------------------------------------------------------
-    @property
+    @functools.cached_property  # the verifier asks for it per batch of names
     def key_tag(self) -> int:
         return key_tag_of_rdata(self.to_wire())
 

@@ -27,10 +27,10 @@ cli = root_group(
 register_commands(
     cli,
     (
-        ("signer.cli.keys", "key"),
-        ("signer.cli.keys", "token"),
-        ("signer.cli.bundles", "bundles"),
-        ("signer.cli.sign", "sign"),
+        ("key", "signer.cli.keys", "key"),
+        ("token", "signer.cli.keys", "token"),
+        ("bundles", "signer.cli.bundles", "bundles"),
+        ("sign", "signer.cli.sign", "sign"),
     ),
 )
 
