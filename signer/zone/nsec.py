@@ -62,6 +62,7 @@ def add_nsec(zone: Zone, *, wrap_to: bytes | None = None, ttl: int | None = None
     kinds = zone.kinds
     bitmaps: dict[tuple[int, ...], bytes] = {}  # a registry zone has a handful of type sets
     by_type = itemgetter(1)  # RRset.rtype
+    make = tuple.__new__  # RRset(...) without its Python-level __new__: the same tuple
     last = wrap_to if wrap_to is not None else names[0] if names else b""
     for i, name in enumerate(names):
         nxt = names[i + 1] if i + 1 < n else last
@@ -74,6 +75,11 @@ def add_nsec(zone: Zone, *, wrap_to: bytes | None = None, ttl: int | None = None
         if bitmap is None:
             # the NSEC itself is signed, at an insecure cut too
             bitmap = bitmaps[types] = type_bitmap((*types, T_NSEC, T_RRSIG))
-        lst.append(RRset(name, T_NSEC, ttl, (nxt + bitmap,)))
-        lst.sort(key=by_type)
+        lst.append(make(RRset, (name, T_NSEC, ttl, (nxt + bitmap,), ())))
+        prev_type = -1
+        for rs in lst:  # usually in type order already, NSEC last: no sort needed
+            if rs[1] < prev_type:
+                lst.sort(key=by_type)
+                break
+            prev_type = rs[1]
     return n

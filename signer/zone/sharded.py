@@ -133,7 +133,10 @@ MIN_CHUNK = 1 << 20  # smaller zone files are parsed by one worker (tests lower 
 # A big zone is cut into up to SPREAD shards per worker, each of at least SHARD_BYTES of zone
 # file: a worker holds one shard (or one chunk) at a time. 1M delegations, 2 workers: peak RSS
 # per worker ~560 -> ~150 MB (tests lower SHARD_BYTES to get many shards from small zones).
-SPREAD = 8
+# Small shards also make the workers finish together (16 per worker: the sign stage ~0.6 s
+# shorter at 1M than with 8, peak RSS per worker 86 MB). The file is parsed in as many chunks
+# (4 per worker instead: 0.1 s faster, but 111 MB per worker).
+SPREAD = 16
 SHARD_BYTES = 4 << 20
 _COPY = 1 << 20
 

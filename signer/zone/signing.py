@@ -246,6 +246,7 @@ def sign_range(ctx: RangeContext, start: int, end: int) -> RangeResult:
     signed_at = _SIGNED_AT
     # looked up in the module, not bound when compiled: tests replace it to inject faults
     sign_one: Callable[..., bytes] = globals()["_sign_one"]
+    make = tuple.__new__  # RRset(...) without its Python-level __new__: the same tuple
     for name in names:
         kind = kinds[name]
         if kind == KIND_OCCLUDED:
@@ -277,7 +278,7 @@ def sign_range(ctx: RangeContext, start: int, end: int) -> RangeResult:
             if exp > hi:
                 hi = exp
             add(sig)
-            lst[i] = RRset(owner, rtype, ttl, rdatas, (sig,))
+            lst[i] = make(RRset, (owner, rtype, ttl, rdatas, (sig,)))
     from signer.zone.output import names_text
 
     text = names_text(zone, names, ctx.lengths)
