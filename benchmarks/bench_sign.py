@@ -318,9 +318,13 @@ def run_ldns(size: int, zone: Path, ksk: Path, zsk: Path, mode: str, d: Path) ->
 
 
 def _execute(r: Run, cmd: list[str], d: Path, out: Path, log: Path) -> None:
-    r.load_before = os.getloadavg()[0]
     if out.exists():
         out.unlink()
+    # Flush what earlier runs left to write (each writes a 100-500 MB zone): otherwise that
+    # writeback competes with this run's own reads, writes and fsync, and lands on whichever
+    # tool runs next (the short incremental sign most of all). Every tool gets the same.
+    os.sync()
+    r.load_before = os.getloadavg()[0]
     secs, tree, single, rc = measure(cmd, d, log)
     r.seconds = round(secs, 2)
     r.peak_rss_tree_mb = round(tree, 1)

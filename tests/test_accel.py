@@ -118,6 +118,22 @@ def test_stale_build_is_refused_loudly(
     assert err.count("\n") == 1 and "running pure Python" in err and "output.py" in err
 
 
+def test_stale_c_extension_is_refused_loudly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The C renderer's source is guarded like the modules': an edited _render.c means the
+    whole build is left unused."""
+    monkeypatch.delenv(_accel.PURE_ENV, raising=False)
+    sources = _accel.source_hashes()
+    assert "signer.zone._render" in sources
+    sources["signer.zone._render"] = "0" * 64
+    _manifest(tmp_path, sources=sources)
+    monkeypatch.setattr(_accel, "BUILD_DIR", tmp_path)
+    compiled, why = _accel._decide()
+    assert not compiled and why == "stale: signer/zone/_render.c changed since the build"
+    assert "_render.c" in capsys.readouterr().err
+
+
 def test_build_for_another_python_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
