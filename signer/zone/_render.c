@@ -30,11 +30,14 @@
 #include <string.h>
 
 static PyObject *Unsupported; /* the exception class */
-static PyObject *type_names[65536]; /* rtype -> bytes mnemonic (owned), filled on demand */
+/* rtype -> bytes mnemonic (owned), filled on demand from the type_name callback, which must
+ * be a pure function of the type (output._type_bytes is) */
+static PyObject *type_names[65536];
 
 typedef struct {
     char *p;
     Py_ssize_t len, cap;
+    PyObject *rdata_line, *type_name; /* the callbacks of this call (borrowed) */
 } Buf;
 
 static int buf_grow(Buf *b, Py_ssize_t need) {
@@ -124,15 +127,13 @@ static int put_name(Buf *b, const unsigned char *data, Py_ssize_t i, Py_ssize_t 
     return 0;
 }
 
-static PyObject *type_name_fn;
-
 static int put_type(Buf *b, unsigned t) {
     PyObject *s = type_names[t];
     if (s == NULL) {
         PyObject *num = PyLong_FromUnsignedLong(t);
         if (num == NULL)
             return -1;
-        s = PyObject_CallOneArg(type_name_fn, num);
+        s = PyObject_CallOneArg(b->type_name, num);
         Py_DECREF(num);
         if (s == NULL)
             return -1;
@@ -251,8 +252,6 @@ static int put_bitmap(Buf *b, const unsigned char *d, Py_ssize_t n) {
     return 0;
 }
 
-static PyObject *rdata_line_fn;
-
 static int put_rdata(Buf *b, unsigned rtype, PyObject *rd) {
     if (!PyBytes_Check(rd))
         return unsupported("rdata is not bytes");
@@ -299,7 +298,7 @@ static int put_rdata(Buf *b, unsigned rtype, PyObject *rd) {
     PyObject *num = PyLong_FromUnsignedLong(rtype);
     if (num == NULL)
         return -1;
-    PyObject *line = PyObject_CallFunctionObjArgs(rdata_line_fn, num, rd, NULL);
+    PyObject *line = PyObject_CallFunctionObjArgs(b->rdata_line, num, rd, NULL);
     Py_DECREF(num);
     if (line == NULL)
         return -1;
@@ -399,16 +398,14 @@ static int put_node(Buf *b, PyObject *name, PyObject *rrsets) {
     return 0;
 }
 
-static PyObject *render(PyObject *self, PyObject *args) {
+static PyObject *render(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *nodes, *names, *origin, *apex, *lengths, *rdata_line, *type_name;
     if (!PyArg_ParseTuple(args, "O!O!O!OOOO:render", &PyDict_Type, &nodes, &PyList_Type,
                           &names, &PyBytes_Type, &origin, &apex, &lengths, &rdata_line,
                           &type_name))
         return NULL;
-    rdata_line_fn = rdata_line;
-    type_name_fn = type_name;
     Py_ssize_t count = PyList_GET_SIZE(names);
-    Buf b = {NULL, 0, 0};
+    Buf b = {NULL, 0, 0, rdata_line, type_name};
     Py_ssize_t *sizes = NULL;
     PyObject *result = NULL;
     if (lengths != Py_None) {
@@ -476,7 +473,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_render", "Signed zone text in C (see output.names_text).", -1,
-    methods,
+    methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__render(void) {
