@@ -104,3 +104,17 @@ def test_optout_skips_insecure_delegations_and_their_ents() -> None:
     assert h("ent.example.") not in recs  # ENT derived only from an opted-out delegation
     assert name_from_text("ent.example.", None) not in ents
     assert h("c.deep.example.") in recs
+
+
+def test_b32hex_is_base32hex_lowercase_unpadded() -> None:
+    """The 20-octet fast path and the general one agree with the standard library."""
+    import base64
+    import random
+
+    from signer.zone.nsec3 import b32hex
+
+    rng = random.Random(5155)
+    for n in [20] * 3000 + list(range(0, 41)):
+        digest = bytes(rng.getrandbits(8) for _ in range(n))
+        assert b32hex(digest) == base64.b32hexencode(digest).lower().rstrip(b"=")
+    assert b32hex(b"\xff" * 20) == b"v" * 32 and b32hex(bytes(20)) == b"0" * 32

@@ -16,6 +16,7 @@ import hashlib
 import heapq
 import itertools
 import struct
+from typing import Final
 
 from signer.errors import CheckFailed, InputError
 from signer.zone.model import (
@@ -37,7 +38,8 @@ from signer.zone.model import (
 )
 from signer.zone.nsec import negative_ttl
 
-_B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghijklmnopqrstuv")
+_B32_DIGITS: Final = b"0123456789abcdefghijklmnopqrstuv"
+_B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _B32_DIGITS)
 
 
 class Nsec3Collision(CheckFailed):
@@ -52,9 +54,25 @@ def nsec3_hash(name: bytes, salt: bytes, iterations: int) -> bytes:
     return h
 
 
+# every pair of lowercase base32hex digits, by the 10-bit value it spells
+_B32_PAIRS: Final = [bytes((a, b)) for a in _B32_DIGITS for b in _B32_DIGITS]
+
+
 def b32hex(digest: bytes) -> bytes:
     """Lowercase base32hex without padding (a 20-byte SHA-1 gives 32 characters)."""
-    return base64.b32encode(digest).translate(_B32).rstrip(b"=")
+    if len(digest) != 20:
+        return base64.b32encode(digest).translate(_B32).rstrip(b"=")
+    # 160 bits = 16 groups of 10: 2x faster than base64.b32encode (Python code in 3.11)
+    n = int.from_bytes(digest, "big")
+    p = _B32_PAIRS
+    return b"".join(
+        (
+            p[n >> 150], p[n >> 140 & 1023], p[n >> 130 & 1023], p[n >> 120 & 1023],
+            p[n >> 110 & 1023], p[n >> 100 & 1023], p[n >> 90 & 1023], p[n >> 80 & 1023],
+            p[n >> 70 & 1023], p[n >> 60 & 1023], p[n >> 50 & 1023], p[n >> 40 & 1023],
+            p[n >> 30 & 1023], p[n >> 20 & 1023], p[n >> 10 & 1023], p[n & 1023],
+        )
+    )  # fmt: skip
 
 
 _B32_BACK = bytes.maketrans(
