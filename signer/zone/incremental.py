@@ -1514,14 +1514,18 @@ class _Plan:
         self.duplicates = self._apply(touched, delta)
         old_h: dict[bytes, bytes] = {}  # hash -> bitmap, of the touched subtrees before
         new_h: dict[bytes, bytes] = {}  # and after the change
-        for e in regular:
-            for content, dest, new in ((e.old, old_h, False), (e.new, new_h, True)):
-                entries, ents = self._chain_entries(e.child == origin, content, new)
-                self.ents += len(ents) if new else -len(ents)
-                for h, bitmap, _name in hash_entries(entries, d.salt, d.iterations):
-                    if h in dest:
-                        raise Fallback("an NSEC3 hash collision among the changed names")
-                    dest[h] = bitmap
+        # All touched subtrees in one zone (before, then after): they are disjoint subtrees
+        # of apex children (and the apex), so its chain entries and classification are those
+        # of each subtree alone, summed -- one zone instead of two per subtree.
+        has_apex = any(e.child == origin for e in regular)
+        for dest, new in ((old_h, False), (new_h, True)):
+            contents = [e.new if new else e.old for e in regular]
+            entries, ents = self._chain_entries(has_apex, contents, new)
+            self.ents += len(ents) if new else -len(ents)
+            for h, bitmap, _name in hash_entries(entries, d.salt, d.iterations):
+                if h in dest:
+                    raise Fallback("an NSEC3 hash collision among the changed names")
+                dest[h] = bitmap
         old = _Hashes(self.st.hashes)
         if not all(old.has(h) for h in old_h):
             raise Fallback("the state's NSEC3 chain lacks a hash of the previous zone")
@@ -1585,11 +1589,11 @@ class _Plan:
         return nsec3param_rrset(self.origin, self.st.negative_ttl, d.salt, d.iterations)
 
     def _chain_entries(
-        self, apex: bool, content: Content, new: bool
+        self, apex: bool, contents: list[Content], new: bool
     ) -> tuple[dict[bytes, list[int]], list[bytes]]:
-        """The NSEC3 chain entries of one subtree's content (the apex with the bundle's
-        RRsets and the NSEC3PARAM, as the full path hashes it)."""
-        zone = _zone(self.origin, [content], serial=None)
+        """The NSEC3 chain entries of subtrees' contents (the apex with the bundle's RRsets
+        and the NSEC3PARAM, as the full path hashes it)."""
+        zone = _zone(self.origin, contents, serial=None)
         if not zone.order:
             return {}, []
         if apex:
