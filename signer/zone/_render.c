@@ -127,20 +127,27 @@ static int put_name(Buf *b, const unsigned char *data, Py_ssize_t i, Py_ssize_t 
     return 0;
 }
 
+/* fn(rtype) or fn(rtype, rd): a new reference to the bytes it returns, or NULL (raised) */
+static PyObject *call_bytes(PyObject *fn, unsigned rtype, PyObject *rd) {
+    PyObject *num = PyLong_FromUnsignedLong(rtype);
+    if (num == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallFunctionObjArgs(fn, num, rd, NULL); /* rd NULL: one arg */
+    Py_DECREF(num);
+    if (r != NULL && !PyBytes_Check(r)) {
+        Py_DECREF(r);
+        unsupported("a callback did not return bytes");
+        return NULL;
+    }
+    return r;
+}
+
 static int put_type(Buf *b, unsigned t) {
     PyObject *s = type_names[t];
     if (s == NULL) {
-        PyObject *num = PyLong_FromUnsignedLong(t);
-        if (num == NULL)
-            return -1;
-        s = PyObject_CallOneArg(b->type_name, num);
-        Py_DECREF(num);
+        s = call_bytes(b->type_name, t, NULL);
         if (s == NULL)
             return -1;
-        if (!PyBytes_Check(s)) {
-            Py_DECREF(s);
-            return unsupported("type_name did not return bytes");
-        }
         type_names[t] = s; /* keeps the reference */
     }
     return put(b, PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s));
@@ -295,17 +302,9 @@ static int put_rdata(Buf *b, unsigned rtype, PyObject *rd) {
         }
         break;
     }
-    PyObject *num = PyLong_FromUnsignedLong(rtype);
-    if (num == NULL)
-        return -1;
-    PyObject *line = PyObject_CallFunctionObjArgs(b->rdata_line, num, rd, NULL);
-    Py_DECREF(num);
+    PyObject *line = call_bytes(b->rdata_line, rtype, rd);
     if (line == NULL)
         return -1;
-    if (!PyBytes_Check(line)) {
-        Py_DECREF(line);
-        return unsupported("rdata_line did not return bytes");
-    }
     int r = put(b, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line));
     Py_DECREF(line);
     return r;
