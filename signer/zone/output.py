@@ -323,7 +323,7 @@ def names_text(
     ``lengths``: gets the length in bytes of each name's text appended (an index of the
     output, for incremental re-signing).
 
-    With the compiled build, the C renderer (``_render.c``) does it: the same bytes, ~5x
+    With the compiled build, the C renderer (``_render.c``) does it: the same bytes, ~4x
     faster; what it does not handle in C (see there) it hands back, and
     :func:`names_text_py` renders the batch instead.
     """
