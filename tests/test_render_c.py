@@ -207,3 +207,27 @@ def test_out_of_range_ttl_and_apex_without_order_are_handed_back() -> None:
     z.nodes[ORIGIN] = [RRset(ORIGIN, T_NS, 60, (b"\x00",), ())]
     with pytest.raises(fast.Unsupported):
         fast.render(z.nodes, [ORIGIN], ORIGIN, None, None, output._rdata_line, output._type_bytes)
+
+
+def test_a_callback_that_empties_the_zone_does_not_crash_the_renderer() -> None:
+    """The callbacks run Python code: the C side holds what it reads from the zone's lists
+    while it uses it, so even a callback dropping them leaves no dangling reference."""
+    fast = output._fast[0]
+    z = Zone(ORIGIN)
+    owners = [b"\x01" + bytes([97 + i]) + ORIGIN for i in range(20)]
+    for o in owners:
+        z.nodes[o] = [
+            RRset(o, T_AAAA, 60, (bytes(16),), ()),  # rendered through the callback
+            RRset(o, T_NS, 60, (b"\x02ns" + ORIGIN,), (bytes(18) + ORIGIN + b"s" * 64,)),
+        ]
+    names = list(owners)
+
+    def hostile(rtype: int, rd: bytes) -> bytes:
+        for o in owners:
+            z.nodes[o].clear()
+        names.clear()
+        return output._rdata_line(rtype, rd)
+
+    with pytest.raises(fast.Unsupported, match="names changed"):
+        fast.render(z.nodes, names, ORIGIN, None, None, hostile, output._type_bytes)
+    assert z.nodes[owners[0]] == []  # the callback did run, first thing

@@ -346,7 +346,42 @@ static int u32_of(PyObject *o, unsigned long long *out) {
     return 0;
 }
 
-/* one name's records: RRsets in order, each RR, then the RRset's RRSIGs */
+/* one RRset: each RR, then its RRSIGs; the owner's text is at b->p[owner_at:+owner_len] */
+static int put_rrset(Buf *b, PyObject *rs, Py_ssize_t owner_at, Py_ssize_t owner_len) {
+    if (!PyTuple_Check(rs) || PyTuple_GET_SIZE(rs) != 5)
+        return unsupported("RRset is not a 5-tuple");
+    unsigned rtype;
+    unsigned long long ttl;
+    if (u16_of(PyTuple_GET_ITEM(rs, 1), &rtype) < 0 || u32_of(PyTuple_GET_ITEM(rs, 2), &ttl) < 0)
+        return -1;
+    PyObject *rdatas = PyTuple_GET_ITEM(rs, 3), *sigs = PyTuple_GET_ITEM(rs, 4);
+    if (!PyTuple_Check(rdatas) || !PyTuple_Check(sigs))
+        return unsupported("rdatas or sigs not a tuple");
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(rdatas); k++) {
+        if (buf_grow(b, owner_len) < 0)
+            return -1;
+        memmove(b->p + b->len, b->p + owner_at, (size_t)owner_len);
+        b->len += owner_len;
+        if (put_mid(b, ttl, rtype) < 0 || put_rdata(b, rtype, PyTuple_GET_ITEM(rdatas, k)) < 0)
+            return -1;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(sigs); k++) {
+        PyObject *sig = PyTuple_GET_ITEM(sigs, k);
+        if (!PyBytes_Check(sig))
+            return unsupported("RRSIG is not bytes");
+        if (buf_grow(b, owner_len) < 0)
+            return -1;
+        memmove(b->p + b->len, b->p + owner_at, (size_t)owner_len);
+        b->len += owner_len;
+        if (put_mid(b, ttl, 46) < 0 ||
+            put_rrsig(b, (const unsigned char *)PyBytes_AS_STRING(sig), PyBytes_GET_SIZE(sig)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* one name's records: RRsets in order. The callbacks run Python code, so what is read from
+ * the zone's lists is held (a reference of our own) while it is in use. */
 static int put_node(Buf *b, PyObject *name, PyObject *rrsets) {
     if (!PyBytes_Check(name))
         return unsupported("name is not bytes");
@@ -363,36 +398,11 @@ static int put_node(Buf *b, PyObject *name, PyObject *rrsets) {
         return unsupported("node is not a list");
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rrsets); r++) {
         PyObject *rs = PyList_GET_ITEM(rrsets, r);
-        if (!PyTuple_Check(rs) || PyTuple_GET_SIZE(rs) != 5)
-            return unsupported("RRset is not a 5-tuple");
-        unsigned rtype;
-        unsigned long long ttl;
-        if (u16_of(PyTuple_GET_ITEM(rs, 1), &rtype) < 0 ||
-            u32_of(PyTuple_GET_ITEM(rs, 2), &ttl) < 0)
+        Py_INCREF(rs);
+        int rc = put_rrset(b, rs, owner_at, owner_len);
+        Py_DECREF(rs);
+        if (rc < 0)
             return -1;
-        PyObject *rdatas = PyTuple_GET_ITEM(rs, 3), *sigs = PyTuple_GET_ITEM(rs, 4);
-        if (!PyTuple_Check(rdatas) || !PyTuple_Check(sigs))
-            return unsupported("rdatas or sigs not a tuple");
-        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(rdatas); k++) {
-            if (buf_grow(b, owner_len) < 0)
-                return -1;
-            memmove(b->p + b->len, b->p + owner_at, (size_t)owner_len);
-            b->len += owner_len;
-            if (put_mid(b, ttl, rtype) < 0 || put_rdata(b, rtype, PyTuple_GET_ITEM(rdatas, k)) < 0)
-                return -1;
-        }
-        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(sigs); k++) {
-            PyObject *sig = PyTuple_GET_ITEM(sigs, k);
-            if (!PyBytes_Check(sig))
-                return unsupported("RRSIG is not bytes");
-            if (buf_grow(b, owner_len) < 0)
-                return -1;
-            memmove(b->p + b->len, b->p + owner_at, (size_t)owner_len);
-            b->len += owner_len;
-            if (put_mid(b, ttl, 46) < 0 ||
-                put_rrsig(b, (const unsigned char *)PyBytes_AS_STRING(sig), PyBytes_GET_SIZE(sig)) < 0)
-                return -1;
-        }
     }
     return 0;
 }
@@ -413,6 +423,10 @@ static PyObject *render(PyObject *Py_UNUSED(self), PyObject *args) {
             return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < count; i++) {
+        if (i >= PyList_GET_SIZE(names)) { /* a callback shortened it */
+            unsupported("the names changed while they were rendered");
+            goto done;
+        }
         PyObject *name = PyList_GET_ITEM(names, i);
         PyObject *rrsets;
         if (PyBytes_Check(name) && PyBytes_GET_SIZE(name) == PyBytes_GET_SIZE(origin) &&
@@ -432,8 +446,10 @@ static PyObject *render(PyObject *Py_UNUSED(self), PyObject *args) {
             }
         }
         Py_ssize_t before = b.len;
-        Py_INCREF(rrsets); /* the callbacks could drop the node meanwhile */
+        Py_INCREF(rrsets); /* the callbacks could drop the node or the name meanwhile */
+        Py_INCREF(name);
         int r = put_node(&b, name, rrsets);
+        Py_DECREF(name);
         Py_DECREF(rrsets);
         if (r < 0)
             goto done;
