@@ -680,3 +680,32 @@ def test_malformed_nsec_bitmap_is_reported_not_crashed() -> None:
 
     assert _types_in(b"\x00\x06\x40\x01") == {-1}
     assert _types_in(b"\x00\x01\x40") == {1}
+
+
+def test_nsec_breaks_let_a_shard_hold_disjoint_runs(
+    signed: dict[str, str], keys: BindKeys, zsk: DnsKey, tmp_path: Path
+) -> None:
+    """Incremental re-signing verifies several disjoint runs of the zone at once: the last
+    chain name of each run but the last points outside, to the name the context names.
+    Without that entry, or with another name in it, the chain is refused."""
+    import dataclasses
+
+    zone = zone_of(signed["nsec"], tmp_path)
+    shards = split(zone, 3)
+    (z0, c0), _, (z2, c2) = shards
+    runs = z0.order + z2.order  # the middle shard left out: a gap after run 0
+    both = Zone(zone.origin, {n: zone.nodes[n] for n in runs}, order=runs)
+    gap_from, gap_to = _last_chain_name(z0), c0.next_chain_name
+    ctx = dataclasses.replace(c2, index=0, count=1, nsec_breaks={gap_from: gap_to})
+
+    def check(c: ShardContext) -> None:
+        part = verify_parts([(both, c)], keys, zsk)[0]
+        if part.failure_total:
+            raise ZoneVerificationFailed(part.failures, part.failure_total)
+
+    check(ctx)  # passes
+    e = refusal(lambda: check(dataclasses.replace(ctx, nsec_breaks=None)))
+    assert e.requirement == "ZONE-VERIFY-NSEC-CHAIN"
+    assert f"NSEC at {name_to_text(gap_from)} points to {name_to_text(gap_to)}" in str(e)
+    wrong = dataclasses.replace(ctx, nsec_breaks={gap_from: z2.order[0]})
+    assert refusal(lambda: check(wrong)).requirement == "ZONE-VERIFY-NSEC-CHAIN"

@@ -66,6 +66,9 @@ from signer.errors import DnssecCeremonyError, InputError, OutputError
 from signer.fileio import atomic_writer
 from signer.zone.loader import Scratch, _Loader
 from signer.zone.model import (
+    KIND_APEX,
+    KIND_AUTH,
+    KIND_DELEGATION,
     T_CDNSKEY,
     T_CDS,
     T_CNAME,
@@ -131,9 +134,10 @@ _COUNT_KEYS = (
     "delegations", "secure_delegations", "glue_names", "occluded_names",
 )  # fmt: skip
 HASH = 20  # octets of an NSEC3 hash (SHA-1)
-BATCH_NAMES = 4096  # NSEC3: names of the previous output signed and verified in one go
+BATCH_NAMES = 4096  # names of the previous output signed and verified in one go
 SAMPLE_MIN = 50  # --verify sample: signatures verified at least per batch of re-signed names
 SAMPLE_BATCHES = 100  # --verify sample: batches whose signatures are checked, at least
+_CHAIN_KINDS = (KIND_APEX, KIND_AUTH, KIND_DELEGATION)  # names with an NSEC
 
 
 def _crypto_stride(batches: int, level: str) -> int:
@@ -1825,11 +1829,10 @@ class _Plan:
         return soa_rd, serial, unsigned
 
     def _batches(self, groups: list[list[_Element]]) -> list[list[list[_Element]]]:
-        """The groups signed together: NSEC, one by one (each its own NSEC wrap); NSEC3,
-        the apex's alone and the others up to about BATCH_NAMES names at a time (fewer
-        calls into the signer and verifier; disjoint subtrees verify alike side by side)."""
-        if not self.nsec3:
-            return [[g] for g in groups]
+        """The groups signed together: the apex's alone and the others up to about
+        BATCH_NAMES names at a time (fewer calls into the signer and verifier; disjoint
+        subtrees verify alike side by side; NSEC: each group has its own wrap, see
+        :meth:`_add_nsec`)."""
         out: list[list[list[_Element]]] = []
         size = BATCH_NAMES
         for g in groups:
@@ -1874,7 +1877,7 @@ class _Plan:
             elements = [e for g in batch for e in g]
             has_apex = batch[0][0].child == origin
             hi = batch[-1][-1].hi
-            wrap = self.names[hi] if hi < self.n else origin  # NSEC: one group per batch
+            wrap = self.names[hi] if hi < self.n else origin  # NSEC: the last group's
             for g in batch:
                 counts["names"] -= g[-1].hi - g[0].lo
             for e in elements:
@@ -1913,8 +1916,9 @@ class _Plan:
                 except DnssecCeremonyError as exc:
                     raise Fallback(f"a zone rule: {exc}") from None
                 _add_cls(new_cls, cls)
+            breaks: dict[bytes, bytes] | None = None
             if param is None:
-                chain = add_nsec(zone, wrap_to=wrap, ttl=neg)
+                chain, breaks = self._add_nsec(zone, batch, neg)
             else:
                 try:
                     insert_nsec3(zone, records, neg)
@@ -1942,6 +1946,7 @@ class _Plan:
                     neg,
                     param.rdatas[0] if param is not None else None,
                     wrap,
+                    breaks,
                 ),
                 trust_anchor_ds=v.trust_anchor,
                 now=s.times.now,
@@ -1966,6 +1971,36 @@ class _Plan:
             runs, created, lo_exp, hi_exp, rendered, verified, counts, serial, unsigned,
             nsec3_found=found, nsec3_expected=expected,
         )  # fmt: skip
+
+    def _add_nsec(
+        self, zone: Zone, batch: list[list[_Element]], ttl: int
+    ) -> tuple[int, dict[bytes, bytes]]:
+        """NSEC for a batch of groups: each group's chain closes on the first name after
+        it in the previous output (unchanged: adjacent subtrees are one group). Returns the
+        NSEC count and, for the verifier, each group's last chain name but the last group's
+        -> that name."""
+        origin = self.origin
+        group_of = {e.child: k for k, g in enumerate(batch) for e in g}
+        order, nodes, kinds = zone.order, zone.nodes, zone.kinds
+        segments: list[tuple[int, list[bytes]]] = []  # (group, its names in order)
+        for name in order:
+            k = group_of[origin if name == origin else apex_child(name, origin)]
+            if not segments or segments[-1][0] != k:
+                segments.append((k, []))
+            segments[-1][1].append(name)
+        chain = 0
+        breaks: dict[bytes, bytes] = {}
+        last = len(batch) - 1
+        for k, names in segments:
+            hi = batch[k][-1].hi
+            wrap = self.names[hi] if hi < self.n else origin
+            part = Zone(origin, {n: nodes[n] for n in names}, names, kinds)
+            chain += add_nsec(part, wrap_to=wrap, ttl=ttl)
+            if k != last:
+                tail = next((n for n in reversed(names) if kinds[n] in _CHAIN_KINDS), None)
+                if tail is not None:
+                    breaks[tail] = wrap
+        return chain, breaks
 
     def _combine(self, parts: list[_Partial]) -> _Result:
         head = parts[0]

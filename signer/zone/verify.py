@@ -393,6 +393,9 @@ class ShardContext:
     negative_ttl: int  # min(SOA TTL, SOA MINIMUM) (RFC 9077), for shards without the apex
     nsec3param: bytes | None  # the apex NSEC3PARAM RDATA (None: an NSEC zone)
     next_chain_name: bytes  # NSEC: the first chain name of the following shards (or the apex)
+    # NSEC, a shard made of several disjoint runs of the zone (incremental re-signing): the
+    # last chain name of each run but the last -> the name its NSEC points to (outside)
+    nsec_breaks: dict[bytes, bytes] | None = None
 
 
 @dataclass
@@ -1329,6 +1332,7 @@ class _Verifier:
         # nsec_next.
         negative_ttl = self.negative_ttl
         bitmaps = self._bitmaps
+        breaks = self.ctx.nsec_breaks
         n = len(order)
         prev = -1
         for i, kind in enumerate(itertools.chain(kinds, (_AUTH,))):
@@ -1354,6 +1358,8 @@ class _Verifier:
                 self._check_ttl(owner, rs)
             rd = rs.rdatas[0]
             want = order[i] if i < n else nsec_next
+            if breaks is not None:
+                want = breaks.get(owner, want)
             bm = bitmaps.get(pid << 3 | kinds[p] << 1)
             if bm is None:
                 bm = self._expected_bitmap(p, False)
