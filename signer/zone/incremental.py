@@ -141,11 +141,11 @@ _CHAIN_KINDS = (KIND_APEX, KIND_AUTH, KIND_DELEGATION)  # names with an NSEC
 
 
 def _crypto_stride(batches: int, level: str) -> int:
-    """``--verify sample`` over many small batches (NSEC: one re-signed subtree each, where
-    the verifier's "first signature of each type" would be every signature): the batches
-    checked cryptographically are every k-th one of each process (at least SAMPLE_BATCHES of
-    them, at least 1 %, and the apex's), the others structurally; every batch at the other
-    levels."""
+    """``--verify sample`` over many batches (a big change: hundreds of batches of ~4096
+    names, each of which would verify its minimum and the first signature of each type):
+    the batches checked cryptographically are every k-th one of each process (at least
+    SAMPLE_BATCHES of them, at least 1 %, and the apex's), the others structurally; every
+    batch at the other levels."""
     if level != "sample":
         return 1
     return max(1, batches // max(SAMPLE_BATCHES, batches // 100))
