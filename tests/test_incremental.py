@@ -585,6 +585,16 @@ def test_write_all_writes_every_piece_in_order_through_partial_writes(
     def short(fd: int, bufs: list[memoryview]) -> int:
         return real(fd, [bytes(b)[:7] for b in bufs[:1]])
 
+    synced: list[int] = []
+    real_sync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        synced.append(fd)
+        real_sync(fd)
+
+    monkeypatch.setattr(inc, "_IOV_BATCH", 100)
+    monkeypatch.setattr(inc, "_FLUSH_EVERY", 1000)  # flushed to disk meanwhile, in a thread
+    monkeypatch.setattr(inc.os, "fdatasync", fdatasync)
     for writev in (real, short):
         monkeypatch.setattr(inc.os, "writev", writev)
         out = tmp_path / f"out-{writev.__name__}"
@@ -592,3 +602,4 @@ def test_write_all_writes_every_piece_in_order_through_partial_writes(
             fh.write(b"head:")  # buffered before: flushed first
             inc._write_all(fh, pieces)
         assert out.read_bytes() == b"head:" + b"".join(bytes(p) for p in pieces)
+    assert synced  # the early flushes ran

@@ -2125,22 +2125,36 @@ def _split_runs(
 
 
 _IOV_BATCH = 1024  # pieces per writev call (Linux IOV_MAX)
+_FLUSH_EVERY = 64 << 20  # _write_all: octets written between two fdatasync calls
 
 
 def _write_all(fh: IO[bytes], pieces: list[bytes | memoryview]) -> None:
     """Write ``pieces`` in order, many per system call (an incremental output is ~2 pieces
-    per re-signed run: tens of thousands of small writes otherwise)."""
+    per re-signed run: tens of thousands of small writes otherwise). What is written goes
+    to the disk meanwhile (an ``fdatasync`` in a thread every _FLUSH_EVERY octets), so the
+    caller's final fsync does not wait for the whole file (~450 MB at 1M delegations)."""
     fh.flush()
     fd = fh.fileno()
-    for i in range(0, len(pieces), _IOV_BATCH):
-        batch = [memoryview(p) for p in pieces[i : i + _IOV_BATCH] if len(p)]
-        while batch:
-            n = os.writev(fd, batch)
-            while batch and n >= len(batch[0]):  # drop what was written whole
-                n -= len(batch[0])
-                batch.pop(0)
-            if n:  # a piece written in part
-                batch[0] = batch[0][n:]
+    pending: Future[None] | None = None
+    unflushed = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="zs-flush") as flusher:
+        for i in range(0, len(pieces), _IOV_BATCH):
+            batch = [memoryview(p) for p in pieces[i : i + _IOV_BATCH] if len(p)]
+            while batch:
+                n = os.writev(fd, batch)
+                unflushed += n
+                while batch and n >= len(batch[0]):  # drop what was written whole
+                    n -= len(batch[0])
+                    batch.pop(0)
+                if n:  # a piece written in part
+                    batch[0] = batch[0][n:]
+            if unflushed >= _FLUSH_EVERY and (pending is None or pending.done()):
+                if pending is not None:
+                    pending.result()  # an I/O error surfaces here
+                pending = flusher.submit(os.fdatasync, fd)
+                unflushed = 0
+        if pending is not None:
+            pending.result()
 
 
 def _hash_all(digest: Any, pieces: list[bytes | memoryview]) -> None:
