@@ -66,9 +66,6 @@ from signer.errors import DnssecCeremonyError, InputError, OutputError
 from signer.fileio import atomic_writer
 from signer.zone.loader import Scratch, _Loader
 from signer.zone.model import (
-    KIND_APEX,
-    KIND_AUTH,
-    KIND_DELEGATION,
     T_CDNSKEY,
     T_CDS,
     T_CNAME,
@@ -87,7 +84,7 @@ from signer.zone.model import (
     soa_fields,
     soa_with_serial,
 )
-from signer.zone.nsec import add_nsec
+from signer.zone.nsec import CHAIN_KINDS, add_nsec
 from signer.zone.nsec3 import (
     Nsec3Collision,
     b32hex,
@@ -137,7 +134,6 @@ HASH = 20  # octets of an NSEC3 hash (SHA-1)
 BATCH_NAMES = 4096  # names of the previous output signed and verified in one go
 SAMPLE_MIN = 50  # --verify sample: signatures verified at least per batch of re-signed names
 SAMPLE_BATCHES = 100  # --verify sample: batches whose signatures are checked, at least
-_CHAIN_KINDS = (KIND_APEX, KIND_AUTH, KIND_DELEGATION)  # names with an NSEC
 
 
 def _crypto_stride(batches: int, level: str) -> int:
@@ -1877,7 +1873,7 @@ class _Plan:
             elements = [e for g in batch for e in g]
             has_apex = batch[0][0].child == origin
             hi = batch[-1][-1].hi
-            wrap = self.names[hi] if hi < self.n else origin  # NSEC: the last group's
+            wrap = self._name_after(hi)  # NSEC: the last group's
             for g in batch:
                 counts["names"] -= g[-1].hi - g[0].lo
             for e in elements:
@@ -1972,6 +1968,11 @@ class _Plan:
             nsec3_found=found, nsec3_expected=expected,
         )  # fmt: skip
 
+    def _name_after(self, hi: int) -> bytes:
+        """The name at ``hi`` in the previous output (the apex past the end): the next
+        NSEC name after a group of subtrees ending before ``hi``."""
+        return self.names[hi] if hi < self.n else self.origin
+
     def _add_nsec(
         self, zone: Zone, batch: list[list[_Element]], ttl: int
     ) -> tuple[int, dict[bytes, bytes]]:
@@ -1992,12 +1993,11 @@ class _Plan:
         breaks: dict[bytes, bytes] = {}
         last = len(batch) - 1
         for k, names in segments:
-            hi = batch[k][-1].hi
-            wrap = self.names[hi] if hi < self.n else origin
+            wrap = self._name_after(batch[k][-1].hi)
             part = Zone(origin, {n: nodes[n] for n in names}, names, kinds)
             chain += add_nsec(part, wrap_to=wrap, ttl=ttl)
             if k != last:
-                tail = next((n for n in reversed(names) if kinds[n] in _CHAIN_KINDS), None)
+                tail = next((n for n in reversed(names) if kinds[n] in CHAIN_KINDS), None)
                 if tail is not None:
                     breaks[tail] = wrap
         return chain, breaks
@@ -2140,14 +2140,15 @@ def _write_all(fh: IO[bytes], pieces: list[bytes | memoryview]) -> None:
     with ThreadPoolExecutor(1, thread_name_prefix="zs-flush") as flusher:
         for i in range(0, len(pieces), _IOV_BATCH):
             batch = [memoryview(p) for p in pieces[i : i + _IOV_BATCH] if len(p)]
-            while batch:
-                n = os.writev(fd, batch)
+            first = 0  # batch[first:] is still to write
+            while first < len(batch):
+                n = os.writev(fd, batch[first:] if first else batch)
                 unflushed += n
-                while batch and n >= len(batch[0]):  # drop what was written whole
-                    n -= len(batch[0])
-                    batch.pop(0)
+                while first < len(batch) and n >= len(batch[first]):  # written whole
+                    n -= len(batch[first])
+                    first += 1
                 if n:  # a piece written in part
-                    batch[0] = batch[0][n:]
+                    batch[first] = batch[first][n:]
             if unflushed >= _FLUSH_EVERY and (pending is None or pending.done()):
                 if pending is not None:
                     pending.result()  # an I/O error surfaces here

@@ -9,6 +9,7 @@ TTL: min(SOA TTL, SOA MINIMUM) (RFC 9077).
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import Final
 
 from signer.zone import _accel
 from signer.zone.model import (
@@ -34,9 +35,13 @@ def negative_ttl(zone: Zone) -> int:
     return min(soa.ttl, soa_fields(soa.rdatas[0]).minimum)
 
 
+# the kinds of name that have an NSEC (and are linked in the chain)
+CHAIN_KINDS: Final = (KIND_APEX, KIND_AUTH, KIND_DELEGATION)
+
+
 def chain_names(zone: Zone) -> list[bytes]:
     kinds = zone.kinds
-    return [n for n in zone.order if kinds[n] in (KIND_APEX, KIND_AUTH, KIND_DELEGATION)]
+    return [n for n in zone.order if kinds[n] in CHAIN_KINDS]
 
 
 def node_types(zone: Zone, name: bytes) -> list[int]:

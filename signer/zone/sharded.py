@@ -77,9 +77,6 @@ from signer.zone.chunkload import (
 )
 from signer.zone.loader import Scratch
 from signer.zone.model import (
-    KIND_APEX,
-    KIND_AUTH,
-    KIND_DELEGATION,
     T_DNAME,
     T_DNSKEY,
     T_RRSIG,
@@ -92,7 +89,7 @@ from signer.zone.model import (
     soa_fields,
     soa_with_serial,
 )
-from signer.zone.nsec import add_nsec, negative_ttl
+from signer.zone.nsec import CHAIN_KINDS, add_nsec, negative_ttl
 from signer.zone.nsec3 import (
     Hashed,
     chain_entries,
@@ -397,8 +394,7 @@ class ShardWorker:
             hashed = hash_entries(entries, d.salt, d.iterations)
             ents = len(ent_names)
         kinds = zone.kinds
-        chain_kinds = (KIND_APEX, KIND_AUTH, KIND_DELEGATION)  # see nsec.chain_names
-        first_chain = next((n for n in zone.order if kinds[n] in chain_kinds), None)
+        first_chain = next((n for n in zone.order if kinds[n] in CHAIN_KINDS), None)
         report = MergeReport(
             cls, len(zone.order), first_chain, hashed, ents,
             serial, ttl, dnskey, param,
@@ -542,7 +538,7 @@ def _batch_wraps(zone: Zone, batches: list[tuple[int, int]], wrap_to: bytes) -> 
     for start, end in reversed(batches):
         out.append(nxt)
         for i in range(start, end):
-            if kinds[order[i]] in (KIND_APEX, KIND_AUTH, KIND_DELEGATION):
+            if kinds[order[i]] in CHAIN_KINDS:
                 nxt = order[i]
                 break
     out.reverse()
