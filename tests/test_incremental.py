@@ -140,6 +140,13 @@ def test_state_written_and_mutations_match_the_full_path(tmp_path: Path) -> None
         assert inc["incremental"]["used"] is True, (tag, inc["incremental"])
         assert inc["incremental"]["changed_lines"] > 0 and inc["counts"]["rrsigs_created"] > 0
         _validators(tmp_path / f"inc-{tag}")
+        # the state carried forward is the one a full sign writes (the newline count kept
+        # from the hunks, the index, the spans)
+        got = load_state(str(tmp_path / f"inc-{tag}") + STATE_SUFFIX)
+        want = load_state(str(tmp_path / f"full-{tag}") + STATE_SUFFIX)
+        assert got.input_newlines == s.zone.read_bytes().count(b"\n") == want.input_newlines
+        for f in ("out_sha256", "input_sha256", "spans", "lengths", "namelens", "blob"):
+            assert getattr(got, f) == getattr(want, f), (tag, f)
     # chained: the incremental output's own state serves the next run
     s.zone.write_text("\n".join(_mutate(base, random.Random(99), 3)) + "\n")
     inc, _ = _both(s, tmp_path, tmp_path / "inc-random0", "chained")
@@ -649,3 +656,36 @@ def test_diff_hunks_rebuild_the_new_input_from_the_old(tmp_path: Path) -> None:
             rebuilt.append(a[pos:])
             assert b"".join(rebuilt) == b, (trial, wrap)
     assert inc._common(b"abc", 0, b"abd", 0) == 2 and inc._common(b"ab", 1, b"xb", 1) == 1
+
+
+def test_damaged_state_files_are_refused(tmp_path: Path) -> None:
+    """load_state reads the body straight into its parts; every damage is a Fallback
+    (the full path runs), none an exception or a huge allocation."""
+    from signer.zone.incremental import MAGIC, Fallback
+
+    s = _setup(tmp_path, generated_zone(60))
+    prev = _first(s, tmp_path)
+    path = Path(str(prev) + STATE_SUFFIX)
+    good = path.read_bytes()
+    st = load_state(str(path))
+    assert len(st.lengths) == st.counts["names"] and st.input_newlines > 0
+    eol = good.index(b"\n", len(MAGIC))
+    head = good[len(MAGIC) : eol]
+    cases = {
+        "truncated": good[:-1],
+        "appended": good + b"\0",
+        "flipped": good[:-5] + bytes([good[-5] ^ 1]) + good[-4:],
+        "magic": b"x" + good[1:],
+        "no header end": good[: len(MAGIC)] + head,
+        "huge n": good.replace(b'"n": ', b'"n": 99999999999999', 1),
+        "negative n": good.replace(b'"n": ', b'"n": -', 1),
+        "format": good.replace(b'"format": 3', b'"format": 2', 1),
+        "not json": good[: len(MAGIC)] + b"[" + good[len(MAGIC) + 1 :],
+    }
+    for what, data in cases.items():
+        assert data != good, what
+        path.write_bytes(data)
+        with pytest.raises(Fallback, match="unusable|no header"):
+            load_state(str(path))
+    path.write_bytes(good)
+    assert load_state(str(path)) == st

@@ -114,7 +114,7 @@ from signer.zone.verify import ShardContext, ZoneVerificationFailed, verify_shar
 
 log = logging.getLogger("dnssec_ceremony.sign")
 
-FORMAT = 2
+FORMAT = 3
 STATE_SUFFIX = ".zsstate"
 INPUT_SUFFIX = ".zsstate.input"
 MAGIC = b"zonesigner-state\n"
@@ -211,6 +211,7 @@ class State:
     apex_ok: bool  # the apex DNSKEY/CDS/CDNSKEY of OUT are the bundle's alone
     spans: list[tuple[int, int]]  # the input's entries spanning lines (parentheses)
     counts: dict[str, int]
+    input_newlines: int  # the input's newline characters (the diff's limit: MAX_CHANGED)
     lengths: array[int] = field(default_factory=lambda: array("Q"))  # each name's block
     namelens: array[int] = field(default_factory=lambda: array("B"))
     blob: bytes = b""  # the names (canonical wire), concatenated in output order
@@ -261,40 +262,51 @@ def _dump_state(path: str, st: State) -> None:
 
 
 def load_state(path: str) -> State:
-    """Read a state file; raise :class:`Fallback` when it is missing or not well formed."""
+    """Read a state file; raise :class:`Fallback` when it is missing or not well formed.
+    The body's parts are read straight into their arrays and bytes (no copy of a whole
+    file read first: ~50 MB at 1M delegations)."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            size = os.fstat(fh.fileno()).st_size
+            magic = fh.read(len(MAGIC))
+            line = fh.readline(1 << 20) if magic == MAGIC else b""
+            head: Any = None
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("no header")
+                head = json.loads(line)
+                n, bsize, hsize = head.pop("n"), head.pop("blob_size"), head.pop("hashes_size")
+                if not all(isinstance(x, int) and x >= 0 for x in (n, bsize, hsize)):
+                    raise ValueError("bad sizes")
+                if len(magic) + len(line) + n * 9 + bsize + hsize != size:
+                    raise ValueError("sizes that do not fit the file")
+                lengths: array[int] = array("Q")
+                lengths.fromfile(fh, n)
+                namelens: array[int] = array("B")
+                namelens.fromfile(fh, n)
+                blob = fh.read(bsize)
+                hashes = fh.read(hsize)
+                rest = fh.read(1)
+            except (ValueError, KeyError, TypeError, AttributeError, EOFError):
+                head = None
     except FileNotFoundError:
         raise Fallback(f"no state {path} for the previous signed zone") from None
     except OSError as exc:
         raise Fallback(f"cannot read the state {path}: {exc.strerror}") from None
     try:
-        if not data.startswith(MAGIC):
-            raise ValueError("not a state file")
-        eol = data.index(b"\n", len(MAGIC))
-        head = json.loads(data[len(MAGIC) : eol])
+        if head is None:
+            raise ValueError("not a state file, or damaged")
         if head.pop("format") != FORMAT:
             raise ValueError("another format version")
-        body = memoryview(data)[eol + 1 :]
-        if hashlib.sha256(body).hexdigest() != head.pop("body_sha256"):
+        h = hashlib.sha256()
+        for piece in (lengths, namelens, blob, hashes):
+            h.update(piece)
+        if h.hexdigest() != head.pop("body_sha256"):
             raise ValueError("damaged")
-        n, bsize, hsize = head.pop("n"), head.pop("blob_size"), head.pop("hashes_size")
-        if len(body) != n * 9 + bsize + hsize or hsize % HASH:
+        if rest or len(blob) != bsize or len(hashes) != hsize or hsize % HASH:
             raise ValueError("damaged")
-        lengths: array[int] = array("Q")
-        lengths.frombytes(body[: n * 8])
-        namelens: array[int] = array("B")
-        namelens.frombytes(body[n * 8 : n * 9])
         head["spans"] = [tuple(s) for s in head["spans"]]
-        end = n * 9 + bsize
-        st = State(
-            **head,
-            lengths=lengths,
-            namelens=namelens,
-            blob=bytes(body[n * 9 : end]),
-            hashes=bytes(body[end:]),
-        )
+        st = State(**head, lengths=lengths, namelens=namelens, blob=blob, hashes=hashes)
         if sum(namelens) != len(st.blob):
             raise ValueError("damaged")
         return st
@@ -330,6 +342,7 @@ class InputFacts:
     spans: list[tuple[int, int]]
     record_lines: int  # an upper bound of the records in the file
     unsigned_serial: int | None
+    newlines: int
 
 
 def _paren_spans(data: bytes | mmap.mmap) -> list[tuple[int, int]]:
@@ -377,7 +390,8 @@ def _count(buf: bytes | mmap.mmap, sub: bytes, lo: int = 0, hi: int | None = Non
 def input_facts(data: bytes | mmap.mmap, origin: bytes, sha256: str) -> InputFacts:
     """What the state keeps about an unsigned input (C-speed scans and a few lines parsed)."""
     size = len(data)
-    lines = _count(data, b"\n") + (1 if size and data[size - 1 : size] != b"\n" else 0)
+    newlines = _count(data, b"\n")
+    lines = newlines + (1 if size and data[size - 1 : size] != b"\n" else 0)
     # lines that surely hold no record start: comments and directives at the line start
     sure = _count(data, b"\n;") + _count(data, b"\n$") + (1 if data[:1] in (b";", b"$") else 0)
     spans = _paren_spans(data)
@@ -396,7 +410,14 @@ def input_facts(data: bytes | mmap.mmap, origin: bytes, sha256: str) -> InputFac
         i = data.find(b"\n$", i + 1)
     include = _INCLUDE.search(data) is not None
     return InputFacts(
-        size, sha256, header_end, include, spans, lines - sure, _unsigned_serial(data, origin)
+        size,
+        sha256,
+        header_end,
+        include,
+        spans,
+        lines - sure,
+        _unsigned_serial(data, origin),
+        newlines,
     )
 
 
@@ -582,6 +603,7 @@ def write_full_state(
                 apex_ok=_apex_ok(apex_block, settings.apex_rrsets),
                 spans=facts.spans,
                 counts=counts,
+                input_newlines=facts.newlines,
                 lengths=index.lengths,
                 namelens=index.namelens,
                 blob=index.blob,
@@ -647,6 +669,7 @@ class Hunk:
     a1: int
     b0: int
     b1: int
+    newlines: int = 0  # the new input's newline characters less the old one's, in the hunk
 
 
 Buf = bytes | mmap.mmap
@@ -741,10 +764,11 @@ def diff(a: Buf, b: Buf, max_lines: int) -> list[Hunk]:
         if res is None:
             raise Fallback("large change (the files do not agree again within 64 lines)")
         a1, b1 = res
-        changed += _count(a, b"\n", a0, a1) + _count(b, b"\n", b0, b1) + 1
+        old, new = _count(a, b"\n", a0, a1), _count(b, b"\n", b0, b1)
+        changed += old + new + 1
         if changed > max_lines:
             raise Fallback(f"large change (more than {max_lines} changed lines)")
-        hunks.append(Hunk(a0, a1, b0, b1))
+        hunks.append(Hunk(a0, a1, b0, b1, new - old))
         i, j = a1, b1
 
 
@@ -985,8 +1009,7 @@ def sign_incremental(
 
         clock.lap("state")
         try:
-            lines = max(1, _count(a, b"\n"))
-            hunks = diff(a, b, int(lines * MAX_CHANGED))
+            hunks = diff(a, b, int(max(1, st.input_newlines) * MAX_CHANGED))
             clock.lap("diff")
             delta = parse_changes(hunks, a, b, st, s.origin, zonefile)
             clock.lap("parse_changes")
@@ -2103,6 +2126,7 @@ class _Plan:
             no_duplicates=st.no_duplicates and not delta.added_duplicates and not result.duplicates,
             spans=spans,
             counts=result.counts,
+            input_newlines=st.input_newlines + sum(h.newlines for h in hunks),
             lengths=lengths,
             namelens=namelens,
             blob=b"".join(blob),
