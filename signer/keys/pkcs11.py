@@ -71,7 +71,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from signer.algorithms import INFO, Algorithm, check_key_size, info
 from signer.crypto import rsa_dnskey_bytes
 from signer.dnskey import FLAG_SEP, FLAG_ZONE, DnsKey
-from signer.errors import CheckFailed, InputError, TokenError
+from signer.errors import CheckFailed, InputError, TokenError, TokenNotFound
 from signer.keys.base import SigningKey
 from signer.keys.uri import Pkcs11Uri, parse_pkcs11_uri
 from signer.pin import PinSource
@@ -147,10 +147,6 @@ def mech_name(m: Mechanism | int) -> str:
 # -- errors ------------------------------------------------------------------------------------
 class ModuleNotFound(TokenError):
     """The PKCS#11 module (shared library) is missing or cannot be loaded."""
-
-
-class TokenNotFound(TokenError):
-    """No token (or more than one) matches the URI."""
 
 
 class PinRefused(TokenError):

@@ -293,8 +293,7 @@ def open_key_retrying(opener: KeyOpener, attempts: int = 6) -> KeyLike:
     not found" and generic session failures are retried -- never a refused PIN (a retry
     could lock the token) nor a missing key or mechanism.
     """
-    from signer.errors import TokenError
-    from signer.keys.pkcs11 import TokenNotFound
+    from signer.errors import TokenError, TokenNotFound
 
     delay = 0.05
     for attempt in range(attempts):
