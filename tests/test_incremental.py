@@ -263,9 +263,22 @@ def test_nsec3_mutations_match_the_full_path(
         ("wrap", [*base, *(f"{n} NS ns.example.net.\n{n} {ds}" for n in _ends(st.hashes))]),
     ]  # fmt: skip
     nsec3: dict[str, dict[str, int]] = {}
+    from signer.zone import incremental
+
+    monkeypatch.setattr(incremental, "PARALLEL_MIN", 1)  # forked processes inherit it
+    two = 0
     for tag, lines in cases:
         s.zone.write_text("\n".join(lines) + "\n")
-        inc, full = _both(s, tmp_path, prev, tag, *pol)
+        # in two processes too (forked after the planning): the NSEC3 owners re-rendered
+        # go with the share whose range of the output holds them
+        par, _ = _both(s, tmp_path, prev, tag + "-j2", *pol, "--jobs", "2")
+        assert par["incremental"]["used"] is True, (tag, par["incremental"])
+        two += par["sign_processes"] == 2  # one when a single subtree changed
+        inc, full = _both(s, tmp_path, prev, tag, *pol, "--jobs", "1")
+        assert (tmp_path / f"inc-{tag}-j2").read_bytes() == (tmp_path / f"inc-{tag}").read_bytes()
+        assert inc["sign_processes"] == 1, tag
+        pi, ii = dict(par["incremental"]), dict(inc["incremental"])
+        assert pi.pop("runs") >= ii.pop("runs") and pi == ii, tag  # runs: cut at shares
         assert inc["incremental"]["used"] is True, (tag, inc["incremental"])
         assert inc["denial"] == full["denial"]
         assert inc["counts"]["empty_non_terminals"] == full["counts"]["empty_non_terminals"], tag
@@ -274,6 +287,7 @@ def test_nsec3_mutations_match_the_full_path(
         if n3["added"] or n3["removed"]:  # a predecessor's next hash changed at least
             assert inc["counts"]["rrsigs_created"] > 0, tag
 
+    assert two >= len(cases) - 1
     wrapped = load_state(str(tmp_path / "inc-wrap") + STATE_SUFFIX).hashes
     assert wrapped[:20] < st.hashes[:20] and wrapped[-20:] > st.hashes[-20:]
     assert len(wrapped) == len(st.hashes) + 40
@@ -290,10 +304,7 @@ def test_nsec3_mutations_match_the_full_path(
     s.zone.write_text("\n".join(_mutate(base, random.Random(6), 4)) + "\n")
     inc, _ = _both(s, tmp_path, tmp_path / "inc-random", "chained", *pol)
     assert inc["incremental"]["used"] is True, inc["incremental"]
-    # in two processes (forked after the NSEC3 planning)
-    from signer.zone import incremental
-
-    monkeypatch.setattr(incremental, "PARALLEL_MIN", 1)  # forked processes inherit it
+    # in two processes, a bigger change
     s.zone.write_text("\n".join(_mutate(base, random.Random(7), 12)) + "\n")
     inc, _ = _both(s, tmp_path, prev, "jobs2", *pol, "--jobs", "2")
     assert inc["incremental"]["used"] is True and inc["sign_processes"] == 2, inc
@@ -385,12 +396,18 @@ def test_nsec3_state_that_does_not_fit_falls_back(
         (add_ds, lambda hs: [x for x in hs if x != h] + [bytes([*added[:-1], added[-1] - 1])],
          "lacks an NSEC3 owner"),
     ]  # fmt: skip
+    from signer.zone import incremental
+
+    monkeypatch.setattr(incremental, "PARALLEL_MIN", 1)  # forked processes inherit it
     for n, (zone_text, edit, why) in enumerate(cases):
         s.zone.write_text(text)
         prev = _first_nsec3(s, tmp_path, pol)
         _forge_chain(prev, edit)
         s.zone.write_text(zone_text.rstrip("\n") + "\n")
         assert why in _reason(s, tmp_path, prev, f"forged{n}", *pol), n
+        # the same in two processes (the refusal comes from the planning here, or from
+        # the process that rendered the record)
+        assert why in _reason(s, tmp_path, prev, f"forged{n}-j2", *pol, "--jobs", "2"), n
     # the previous zone edited (its state made to match): the NSEC3 record before an added
     # hash lost its opt-out flag; the one before that points elsewhere
     from dataclasses import replace
