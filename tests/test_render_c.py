@@ -24,6 +24,7 @@ from signer.zone.model import (
     T_MX,
     T_NS,
     T_NSEC,
+    T_NSEC3,
     T_PTR,
     T_RRSIG,
     T_SOA,
@@ -81,6 +82,12 @@ def rdatas(draw: st.DrawFn, rtype: int) -> bytes:
     if rtype == T_NSEC:
         types = draw(st.sets(st.sampled_from([1, 2, 6, 43, 46, 47, 48, 99, 257, 1234, 65281])))
         return draw(targets) + type_bitmap(sorted(types))
+    if rtype == T_NSEC3:
+        salt = draw(st.binary(max_size=4))
+        digest = draw(st.binary(min_size=0, max_size=25) | st.binary(min_size=20, max_size=20))
+        types = draw(st.sets(st.sampled_from([1, 2, 43, 46, 48, 51, 99, 257, 65281])))
+        rd = draw(st.binary(min_size=4, max_size=4)) + bytes([len(salt)]) + salt
+        return rd + bytes([len(digest)]) + digest + type_bitmap(sorted(types))
     if rtype == T_MX:
         return draw(st.binary(min_size=2, max_size=2)) + draw(targets)
     if rtype == T_TXT:
@@ -92,7 +99,7 @@ def rdatas(draw: st.DrawFn, rtype: int) -> bytes:
 
 
 types = st.sampled_from(
-    [T_A, T_NS, T_CNAME, T_PTR, T_DNAME, T_DS, T_NSEC, T_AAAA, T_MX, T_TXT, T_SOA, 65280]
+    [T_A, T_NS, T_CNAME, T_PTR, T_DNAME, T_DS, T_NSEC, T_NSEC3, T_AAAA, T_MX, T_TXT, T_SOA, 65280]
 )
 
 
@@ -158,6 +165,12 @@ def test_c_renderer_really_runs_and_is_used(monkeypatch: pytest.MonkeyPatch) -> 
     assert text.startswith(b"abc.example.\t3600\tIN\tNS\tns1.net.\n")
     assert b"\tDS\t12345 13 2 000102" in text
     assert text.endswith(b"19700101000000 0 example. c2ln\n")
+    # an NSEC3 record, as BIND writes it: salt in hex, the next hash in base32hex
+    owner = b"\x20" + b"0" * 32 + ORIGIN
+    rd = b"\x01\x01\x00\x0a\x02\xab\xcd\x14" + bytes(range(20)) + type_bitmap([T_NS, T_DS])
+    z.nodes[owner] = [RRset(owner, T_NSEC3, 60, (rd,), ())]
+    line = output.names_text(z, [owner])
+    assert line.endswith(b"\tNSEC3\t1 1 10 ABCD 000G40O40K30E209185GO38E1S8124GJ NS DS\n")
 
 
 @pytest.mark.parametrize(
@@ -167,6 +180,11 @@ def test_c_renderer_really_runs_and_is_used(monkeypatch: pytest.MonkeyPatch) -> 
         (T_NS, b"\x03abc\x00junk", True),  # data after the name
         (T_NSEC, b"\x00\x00\x05\x01", True),  # truncated bitmap
         (T_RRSIG, b"\x00\x01\x0d", True),  # short RRSIG
+        (T_NSEC3, b"\x01\x01\x00\x00\x00\x14" + bytes(20) + b"\x00\x05\x01", True),  # bitmap
+        # formatted by the Python callback (which renders or raises):
+        (T_NSEC3, b"\x01\x01\x00\x00\x00\x14" + bytes(12), False),  # hash past the end
+        (T_NSEC3, b"\x01\x00\x00\x00\x00\x00\x00\x01\x40", False),  # empty hash
+        (T_NSEC3, b"\x01\x00\x00\x00\x09\x01", False),  # salt past the end
         (T_NS, b"\x41" + b"a" * 65 + b"\x00", True),  # label longer than 63
         # formatted by the Python callback instead of C:
         (T_DS, b"\x00\x01\x02\x03", False),  # no digest (Python writes a trailing space)

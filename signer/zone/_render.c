@@ -18,7 +18,7 @@
  *               types rendered here only in their common form
  *   type_name   callable(rtype) -> bytes: the type mnemonic
  *
- * Names, NS/CNAME/PTR/DNAME targets, NSEC, RRSIG, A and DS are formatted here; every other
+ * Names, NS/CNAME/PTR/DNAME targets, NSEC, NSEC3, RRSIG, A and DS are formatted here; every other
  * type goes through rdata_line. Anything unusual here (a malformed name, bitmap or RRSIG, a
  * TTL outside 32 bits, a structure not as described) raises Unsupported before anything
  * is appended to lengths: the caller then renders the batch in Python, which gives the
@@ -215,6 +215,7 @@ static int put_b64(Buf *b, const unsigned char *d, Py_ssize_t n) {
 }
 
 static const char HEX[] = "0123456789ABCDEF";
+static const char B32HEX[] = "0123456789ABCDEFGHIJKLMNOPQRSTUV";
 
 /* the RRSIG RDATA text and a newline (output._add_rrsig) */
 static int put_rrsig(Buf *b, const unsigned char *d, Py_ssize_t n) {
@@ -277,6 +278,42 @@ static int put_rdata(Buf *b, unsigned rtype, PyObject *rd) {
         return put(b, "\n", 1);
     case 46: /* RRSIG */
         return put_rrsig(b, d, n);
+    case 50: /* NSEC3 (output.rdata_text): the hash in base32hex, no padding */
+        if (n >= 6) {
+            Py_ssize_t sl = d[4];
+            Py_ssize_t hl = 6 + sl <= n ? d[5 + sl] : 0;
+            if (hl > 0 && 6 + sl + hl <= n) { /* an empty hash: Python's spacing */
+                if (put_u(b, d[0]) < 0 || put(b, " ", 1) < 0 || put_u(b, d[1]) < 0 ||
+                    put(b, " ", 1) < 0 || put_u(b, (unsigned)d[2] << 8 | d[3]) < 0 ||
+                    put(b, " ", 1) < 0 || buf_grow(b, 2 * sl + 2 + (hl * 8 + 4) / 5) < 0)
+                    return -1;
+                char *o = b->p + b->len;
+                if (sl == 0)
+                    *o++ = '-';
+                for (Py_ssize_t k = 5; k < 5 + sl; k++) {
+                    *o++ = HEX[d[k] >> 4];
+                    *o++ = HEX[d[k] & 15];
+                }
+                *o++ = ' ';
+                const unsigned char *h = d + 6 + sl;
+                unsigned acc = 0, bits = 0;
+                for (Py_ssize_t k = 0; k < hl; k++) {
+                    acc = (acc << 8 | h[k]) & 0xFFFFu;
+                    bits += 8;
+                    while (bits >= 5) {
+                        bits -= 5;
+                        *o++ = B32HEX[(acc >> bits) & 31];
+                    }
+                }
+                if (bits)
+                    *o++ = B32HEX[(acc << (5 - bits)) & 31];
+                b->len = o - b->p;
+                if (put_bitmap(b, h + hl, n - 6 - sl - hl) < 0)
+                    return -1;
+                return put(b, "\n", 1);
+            }
+        }
+        break;
     case 1: /* A */
         if (n == 4) {
             for (int k = 0; k < 4; k++)
