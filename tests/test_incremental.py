@@ -702,7 +702,7 @@ def test_damaged_state_files_are_refused(tmp_path: Path) -> None:
     for what, data in cases.items():
         assert data != good, what
         path.write_bytes(data)
-        with pytest.raises(Fallback, match="unusable|no header"):
+        with pytest.raises(Fallback, match=r"unusable"):
             load_state(str(path))
     path.write_bytes(good)
     assert load_state(str(path)) == st

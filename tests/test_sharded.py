@@ -159,6 +159,40 @@ def test_dead_worker_fails_loudly_without_output(
     assert [p for p in os.listdir(tmp_path) if p.startswith(".zonesigner-")] == []
 
 
+def test_nsec3_shard_merged_again_must_match_its_prepared_order(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NSEC3: the sign stage takes the canonical order and the classification of a shard
+    from the prepare stage. Fault injection: a name dropped from a prepared order (as a
+    bug mixing up shards would) fails the sign loudly, with no output."""
+    import marshal
+
+    from tests.zone_testlib import write_policy
+
+    real = sharded.ShardWorker.prepare
+
+    def prepare(self: sharded.ShardWorker, shard: int, *args: Any) -> sharded.MergeReport:
+        report = real(self, shard, *args)
+        if shard == 1:
+            path = os.path.join(self.plan.tmpdir, f"order-{shard}.m")
+            with open(path, "rb") as fh:
+                order, kinds, cls = marshal.loads(fh.read())
+            with open(path, "wb") as fh:
+                fh.write(marshal.dumps((order[1:], kinds[1:], cls)))
+        return report
+
+    s = _setup(tmp_path, generated_zone(1000))
+    pol = tmp_path / "p.yaml"
+    write_policy(pol, "example.", nsec3=True, optout=True)
+    out = tmp_path / "out"
+    out.write_text("previous\n")
+    monkeypatch.setattr(sharded.ShardWorker, "prepare", prepare)
+    r = _sign(s, out, "--jobs", "2", "--policy", str(pol))
+    assert r.exit_code == 1, r.output
+    assert "shard 1 merged again is not the shard prepared" in r.output
+    assert out.read_text() == "previous\n"
+
+
 def test_previous_across_chunks_reuses_signatures(tmp_path: Path, small_chunks: None) -> None:
     s = _setup(tmp_path, generated_zone(2000))
     first = _summary(s, tmp_path / "a", "--jobs", "2")
