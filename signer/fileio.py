@@ -14,10 +14,15 @@ from signer.errors import OutputError
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[IO[bytes]]:
+def atomic_writer(
+    path: str | os.PathLike[str], mode: int = 0o644, *, durable: bool = True
+) -> Iterator[IO[bytes]]:
     """Yield a binary file; on clean exit it is fsynced and renamed over ``path``.
 
     On any exception the temporary file is removed and ``path`` is left untouched.
+    ``durable=False`` skips the fsyncs (still never a partial file under ``path`` while
+    the system runs): only for files that check themselves and can be lost, like the
+    signer's incremental state.
     """
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
@@ -31,14 +36,16 @@ def atomic_writer(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[I
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        if durable:
+            dfd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -255,7 +255,9 @@ def _dump_state(path: str, st: State) -> None:
         h.update(piece)
     head = st.header()
     head["body_sha256"] = h.hexdigest()
-    with atomic_writer(path) as fh:
+    # not fsynced: a state lost or torn in a crash fails its own SHA-256 (or the output's)
+    # and costs one full sign, never a wrong one
+    with atomic_writer(path, durable=False) as fh:
         fh.write(MAGIC + json.dumps(head, sort_keys=True).encode() + b"\n")
         for piece in pieces:
             fh.write(piece)
@@ -2197,11 +2199,16 @@ def _hash_all(digest: Any, pieces: list[bytes | memoryview]) -> None:
 
 def _zone(origin: bytes, contents: list[Content], serial: int | None) -> Zone:
     z = Zone(origin)
+    nodes = z.nodes
+    make = tuple.__new__  # RRset(...) without its Python-level __new__: the same tuple
     for c in contents:
         for owner, node in c.items():
-            if node:
-                z.nodes[owner] = [
-                    RRset(owner, t, ttl, tuple(sorted(rds)))
+            if len(node) == 1:
+                for t, (ttl, rds) in node.items():
+                    nodes[owner] = [make(RRset, (owner, t, ttl, tuple(sorted(rds)), ()))]
+            elif node:
+                nodes[owner] = [
+                    make(RRset, (owner, t, ttl, tuple(sorted(rds)), ()))
                     for t, (ttl, rds) in sorted(node.items())
                 ]
     z.sort()
