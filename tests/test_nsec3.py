@@ -118,3 +118,33 @@ def test_b32hex_is_base32hex_lowercase_unpadded() -> None:
         digest = bytes(rng.getrandbits(8) for _ in range(n))
         assert b32hex(digest) == base64.b32hexencode(digest).lower().rstrip(b"=")
     assert b32hex(b"\xff" * 20) == b"v" * 32 and b32hex(bytes(20)) == b"0" * 32
+
+
+def test_insert_nsec3_merges_owners_into_the_canonical_order() -> None:
+    """insert_nsec3 merges the NSEC3 owners into the order: the result is the canonical
+    order of every name (as Zone.sort gives it), for random names around the owners
+    (labels that sort before, between and after base32hex, deeper names, escapes); records
+    not in hash order fall back to a sort."""
+    import random
+
+    from signer.zone.model import KIND_AUTH, T_A, RRset, Zone, canonical_key
+    from signer.zone.nsec3 import insert_nsec3
+
+    rnd = random.Random(5)
+    origin = b"\x07example\x00"
+    alphabet = b"0123456789abcdefghijklmnopqrstuvwxyz-\x00\xff."
+    for trial in range(30):
+        z = Zone(origin)
+        for _ in range(rnd.randrange(0, 300)):
+            labels = [bytes(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 34)))
+                      for _ in range(rnd.randrange(1, 3))]  # fmt: skip
+            name = b"".join(bytes([len(x)]) + x for x in labels) + origin
+            z.nodes[name] = [RRset(name, T_A, 60, (b"\x01\x02\x03\x04",))]
+            z.kinds[name] = KIND_AUTH
+        z.sort()
+        hashes = sorted({rnd.randbytes(20) for _ in range(rnd.randrange(0, 100))})
+        if trial % 5 == 4:
+            rnd.shuffle(hashes)  # not in hash order: sorted instead
+        insert_nsec3(z, [(h, b"rdata") for h in hashes], 60)
+        assert z.order == sorted(z.nodes, key=canonical_key), trial
+        assert len(z.order) == len(z.nodes)

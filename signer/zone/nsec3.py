@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import heapq
 import itertools
 import struct
+from collections.abc import Callable
 from typing import Final
 
 from signer.errors import CheckFailed, InputError
+from signer.zone import _accel
 from signer.zone.model import (
     KIND_APEX,
     KIND_AUTH,
@@ -38,10 +39,13 @@ from signer.zone.model import (
 )
 from signer.zone.nsec import negative_ttl
 
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
 _B32_DIGITS: Final = b"0123456789abcdefghijklmnopqrstuv"
 _B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _B32_DIGITS)
 
 
+@_accel.mypyc_attr(native_class=False)
 class Nsec3Collision(CheckFailed):
     requirement = "ZONE-NSEC3-COLLISION"
 
@@ -163,6 +167,9 @@ Hashed = tuple[bytes, bytes, bytes]
 def hash_entries(entries: dict[bytes, list[int]], salt: bytes, iterations: int) -> list[Hashed]:
     bitmaps: dict[tuple[int, ...], bytes] = {}
     out: list[Hashed] = []
+    # looked up at run time (compiled, a direct call would ignore it): the tests replace
+    # it to make the collisions SHA-1 cannot be made to give
+    nsec3_hash: Callable[[bytes, bytes, int], bytes] = globals()["nsec3_hash"]
     for name, types in entries.items():
         key = tuple(types)
         bm = bitmaps.get(key)
@@ -217,7 +224,20 @@ def insert_nsec3(zone: Zone, records: list[tuple[bytes, bytes]], ttl: int) -> No
         owners.append(owner)
     in_order = all(a < b for a, b in itertools.pairwise(owners))  # same length and suffix
     if in_order and len(zone.order) + len(owners) == len(nodes):
-        zone.order = list(heapq.merge(zone.order, owners, key=canonical_key))
+        # a plain merge (compiled: heapq.merge with a key runs Python generator code for
+        # each of the shard's names)
+        order = zone.order
+        merged: list[bytes] = []
+        i = 0
+        n = len(order)
+        for owner in owners:
+            ko = canonical_key(owner)
+            while i < n and canonical_key(order[i]) < ko:
+                merged.append(order[i])
+                i += 1
+            merged.append(owner)
+        merged.extend(order[i:])
+        zone.order = merged
     else:
         zone.sort()
 
