@@ -1000,7 +1000,10 @@ def sign_incremental(
         # input's copy for the next state
         pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="zs-hash"))
         hashes = pool.submit(lambda: (_sha256(pm), _sha256(a)))
-        copied = pool.submit(_copy_input, b, out)
+        # the copy in a thread of its own: on a busy disk it can take seconds, and the
+        # output's digest (below) must not queue behind it
+        copier = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="zs-copy"))
+        copied = copier.submit(_copy_input, b, out)
         stack.callback(_drop_copy, copied)
 
         def check() -> None:
