@@ -40,7 +40,7 @@ PACKAGE = "signer.zone"
 # compiled together (one mypyc group); the order is the import order of their dependencies
 MODULES = ("model", "serial", "loader", "rules", "nsec", "nsec3", "signing", "output", "verify")
 # hand-written C extensions built and used with them (same guard): signer/zone/<name>.c
-C_MODULES = ("_render",)
+C_MODULES = ("_render", "_index")
 GROUP = "zonesigner_accel"  # mypyc group name; its shared library is GROUP + "__mypyc"
 SOURCE_DIR = Path(__file__).resolve().parent
 BUILD_DIR = SOURCE_DIR.parents[1] / "build" / "accel"

@@ -64,6 +64,7 @@ from typing import IO, Any
 
 from signer.errors import DnssecCeremonyError, InputError, OutputError
 from signer.fileio import atomic_writer
+from signer.zone import _accel
 from signer.zone.loader import Scratch, _Loader
 from signer.zone.model import (
     T_CDNSKEY,
@@ -316,12 +317,27 @@ def load_state(path: str) -> State:
         raise Fallback(f"the state {path} is unusable ({exc})") from None
 
 
+# the C helpers of signer/zone/_index.c when the compiled build is in use (None: the Python
+# code here, their specification, runs instead)
+_INDEX: list[Any] = [_accel.extension("_index")]
+
+
+def _cumsum(values: array[int], initial: bool) -> array[int]:
+    """The running sums of ``values`` (starting with a 0 when ``initial``)."""
+    fast = _INDEX[0]
+    if fast is not None:
+        out: array[int] = array("Q")
+        out.frombytes(fast.cumsum(values, initial))
+        return out
+    return array("Q", accumulate(values, initial=0) if initial else accumulate(values))
+
+
 class _Names:
     """The state's names as a read-only sequence (no per-name object until asked)."""
 
     def __init__(self, blob: bytes, namelens: array[int]) -> None:
         self.blob = blob
-        self.ends: array[int] = array("Q", accumulate(namelens))
+        self.ends: array[int] = _cumsum(namelens, False)
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -1361,7 +1377,7 @@ class _Plan:
         self.origin = s.origin
         self.names = _Names(st.blob, st.namelens)
         self.n = len(self.names)
-        self.off: array[int] = array("Q", accumulate(st.lengths, initial=0))
+        self.off: array[int] = _cumsum(st.lengths, True)
         if not self.n or self.names[0] != self.origin or self.off[-1] != st.out_size:
             raise Fallback("the state's index does not fit the previous signed zone")
         self.previous: Previous = {}
@@ -1386,6 +1402,17 @@ class _Plan:
         a new subtree goes there)."""
         if child == self.origin:
             return 0, 1
+        fast = _INDEX[0]
+        if fast is not None:
+            try:
+                lo, hi = fast.locate(self.st.blob, self.names.ends, child)
+                return int(lo), int(hi)
+            except ValueError:
+                pass  # a malformed name: the Python search below says what it makes of it
+        return self._range_of_py(child)
+
+    def _range_of_py(self, child: bytes) -> tuple[int, int]:
+        """:meth:`range_of` in Python (the specification of ``_index.locate``)."""
         kc = canonical_key(child)
         names = self.names
         # the sampled keys narrow the search to one stride (bisect in C, no key function)

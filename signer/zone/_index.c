@@ -1,0 +1,180 @@
+/* The incremental signer's index of a signed zone, in C: locating a subtree among the
+ * previous output's names, and the running sums of the index's lengths.
+ *
+ * Built by `make accel` with the mypyc modules (signer/zone/_accel_build.py) and used only
+ * with them (the same source-hash guard). The Python code in incremental.py is the
+ * specification (_locate_py, accumulate): tests/test_index_c.py compares the two.
+ *
+ * cumsum(values, initial) -> bytes
+ *   values   a buffer of unsigned integers ("B" or "Q" items, an array.array)
+ *   initial  true: the result starts with a 0 (n + 1 sums), else n sums
+ *   The running sums as native uint64 (array("Q").frombytes takes them).
+ *
+ * locate(blob, ends, child) -> (lo, hi)
+ *   blob   the names (canonical wire, lowercase), concatenated in canonical order
+ *   ends   a "Q" buffer: where each name ends in blob
+ *   child  a name (canonical wire, lowercase) right below the apex, names[0] being the
+ *          apex itself
+ *   lo: the first index in [1, n) whose name is not before child in canonical order
+ *   (RFC 4034 sect. 6.1; n if none); hi: past the names from lo on that are child or
+ *   below it. Raises ValueError on a malformed name (the caller then uses Python).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_LABELS 128
+
+/* the offsets of a wire name's labels (length octets), the root's excluded; -1: malformed */
+static int label_starts(const unsigned char *p, Py_ssize_t len, Py_ssize_t *starts) {
+    int k = 0;
+    Py_ssize_t i = 0;
+    while (i < len) {
+        unsigned l = p[i];
+        if (l == 0)
+            return i + 1 == len ? k : -1;
+        if (l > 63 || k >= MAX_LABELS || i + 1 + (Py_ssize_t)l >= len)
+            return -1;
+        starts[k++] = i;
+        i += 1 + l;
+    }
+    return -1;
+}
+
+/* canonical order of two wire names: labels compared from the rightmost, each as an octet
+ * string (a shorter one first when it is a prefix); -2: malformed */
+static int compare(const unsigned char *a, Py_ssize_t alen, const unsigned char *b,
+                   Py_ssize_t blen) {
+    Py_ssize_t sa[MAX_LABELS], sb[MAX_LABELS];
+    int na = label_starts(a, alen, sa), nb = label_starts(b, blen, sb);
+    if (na < 0 || nb < 0)
+        return -2;
+    for (int ia = na - 1, ib = nb - 1; ia >= 0 && ib >= 0; ia--, ib--) {
+        unsigned la = a[sa[ia]], lb = b[sb[ib]];
+        int c = memcmp(a + sa[ia] + 1, b + sb[ib] + 1, la < lb ? la : lb);
+        if (c)
+            return c < 0 ? -1 : 1;
+        if (la != lb)
+            return la < lb ? -1 : 1;
+    }
+    return (na > nb) - (na < nb);
+}
+
+/* name is child or below it (child ends name at one of name's label boundaries) */
+static int at_or_below(const unsigned char *name, Py_ssize_t len, const unsigned char *child,
+                       Py_ssize_t clen) {
+    if (len < clen || memcmp(name + len - clen, child, clen) != 0)
+        return 0;
+    Py_ssize_t starts[MAX_LABELS];
+    int k = label_starts(name, len, starts);
+    if (k < 0)
+        return -1;
+    for (int j = 0; j < k; j++)
+        if (starts[j] == len - clen)
+            return 1;
+    return len == clen;
+}
+
+static PyObject *cumsum(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer v;
+    int initial;
+    if (!PyArg_ParseTuple(args, "y*p", &v, &initial))
+        return NULL;
+    Py_ssize_t n = v.itemsize ? v.len / v.itemsize : 0;
+    if (v.itemsize != 1 && v.itemsize != 8) {
+        PyBuffer_Release(&v);
+        PyErr_SetString(PyExc_ValueError, "cumsum: items of 1 or 8 octets");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (n + (initial ? 1 : 0)) * 8);
+    if (out == NULL) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    uint64_t *o = (uint64_t *)PyBytes_AS_STRING(out);
+    uint64_t s = 0;
+    if (initial)
+        *o++ = 0;
+    if (v.itemsize == 1) {
+        const unsigned char *p = v.buf;
+        for (Py_ssize_t i = 0; i < n; i++)
+            *o++ = s += p[i];
+    } else {
+        const uint64_t *p = v.buf;
+        for (Py_ssize_t i = 0; i < n; i++)
+            *o++ = s += p[i];
+    }
+    PyBuffer_Release(&v);
+    return out;
+}
+
+static PyObject *locate(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer blob, ends, child;
+    if (!PyArg_ParseTuple(args, "y*y*y*", &blob, &ends, &child))
+        return NULL;
+    PyObject *res = NULL;
+    const unsigned char *base = blob.buf, *c = child.buf;
+    const uint64_t *e = ends.buf;
+    Py_ssize_t n = ends.len / 8;
+    if (ends.itemsize != 8 || n < 1 || e[n - 1] != (uint64_t)blob.len) {
+        PyErr_SetString(PyExc_ValueError, "locate: ends do not fit the blob");
+        goto done;
+    }
+#define START(i) ((i) ? (Py_ssize_t)e[(i) - 1] : 0)
+#define LEN(i) ((Py_ssize_t)e[i] - START(i))
+    Py_ssize_t lo = 1, hi = n;
+    while (lo < hi) { /* the first name not before child */
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        Py_ssize_t s = START(mid), l = LEN(mid);
+        if (l < 0 || s + l > blob.len) {
+            PyErr_SetString(PyExc_ValueError, "locate: ends go backwards");
+            goto done;
+        }
+        int r = compare(base + s, l, c, child.len);
+        if (r == -2) {
+            PyErr_SetString(PyExc_ValueError, "locate: a malformed name");
+            goto done;
+        }
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    Py_ssize_t end = lo;
+    while (end < n) { /* child's subtree: child and the names below it, contiguous */
+        Py_ssize_t s = START(end), l = LEN(end);
+        if (l < 0 || s + l > blob.len) {
+            PyErr_SetString(PyExc_ValueError, "locate: ends go backwards");
+            goto done;
+        }
+        int r = at_or_below(base + s, l, c, child.len);
+        if (r < 0) {
+            PyErr_SetString(PyExc_ValueError, "locate: a malformed name");
+            goto done;
+        }
+        if (!r)
+            break;
+        end++;
+    }
+#undef START
+#undef LEN
+    res = Py_BuildValue("nn", lo, end);
+done:
+    PyBuffer_Release(&blob);
+    PyBuffer_Release(&ends);
+    PyBuffer_Release(&child);
+    return res;
+}
+
+static PyMethodDef methods[] = {
+    {"cumsum", cumsum, METH_VARARGS, "Running sums of a buffer of 1- or 8-octet items."},
+    {"locate", locate, METH_VARARGS, "(lo, hi) of a child's subtree among sorted names."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_index", "The incremental signer's index helpers.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__index(void) { return PyModule_Create(&module); }

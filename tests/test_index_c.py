@@ -1,0 +1,110 @@
+"""The incremental signer's index helpers in C (signer/zone/_index.c) give what the Python
+code in incremental.py gives (the specification): running sums, and where a subtree of a
+child of the apex is among the previous output's names in canonical order."""
+
+from __future__ import annotations
+
+import random
+from array import array
+from itertools import accumulate
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signer.zone import _accel
+from signer.zone import incremental as inc
+from signer.zone.model import canonical_key
+
+pytestmark = pytest.mark.skipif(
+    inc._INDEX[0] is None, reason=f"no C index helpers in use ({_accel.status()[1]}): make accel"
+)
+
+ORIGIN = b"\x07example\x00"
+# lowercase labels (the index holds canonical wire names), with the octets that sort
+# around the usual ones: 0x00, '-', digits, 0xff, and prefixes of each other
+labels = st.sampled_from([b"a", b"ab", b"a\x00", b"a-", b"0", b"z", b"\xff", b"ns1", b"b"]) | (
+    st.binary(min_size=1, max_size=5).map(lambda b: b.lower())
+)
+
+
+def _wire(labs: list[bytes], base: bytes = ORIGIN) -> bytes:
+    return b"".join(bytes([len(x)]) + x for x in labs) + base
+
+
+class _State:
+    def __init__(self, names: list[bytes]) -> None:
+        self.blob = b"".join(names)
+
+
+def _plan(names: list[bytes]) -> inc._Plan:
+    """A _Plan with just what range_of reads (no state file needed)."""
+    p = inc._Plan.__new__(inc._Plan)
+    p.st = _State(names)  # type: ignore[assignment]
+    p.origin = ORIGIN
+    p.names = inc._Names(b"".join(names), array("B", [len(n) for n in names]))
+    p.n = len(names)
+    p.sample = None
+    return p
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(labels, min_size=1, max_size=3), min_size=0, max_size=60),
+    st.lists(labels, min_size=1, max_size=12),
+)
+def test_locate_matches_the_python_search(tree: list[list[bytes]], queries: list[bytes]) -> None:
+    names = [ORIGIN, *sorted({_wire(x) for x in tree}, key=canonical_key)]
+    p = _plan(names)
+    for q in queries:
+        child = _wire([q])
+        assert p.range_of(child) == p._range_of_py(child), (names, child)
+
+
+def test_locate_finds_big_subtrees_and_new_children() -> None:
+    rnd = random.Random(1)
+    names = {ORIGIN}
+    for i in range(3000):
+        child = [f"d{i:05d}".encode()]
+        names.add(_wire(child))
+        for _ in range(rnd.choice([0, 0, 1, 2, 40 if i % 500 == 0 else 0])):
+            names.add(_wire([f"x{rnd.randrange(10**6)}".encode(), *child]))
+    order = [ORIGIN, *sorted(names - {ORIGIN}, key=canonical_key)]
+    p = _plan(order)
+    for i in range(0, 3000, 7):
+        for child in (_wire([f"d{i:05d}".encode()]), _wire([f"d{i:05d}a".encode()])):
+            got = p.range_of(child)
+            assert got == p._range_of_py(child)
+            lo, hi = got
+            assert all(n.endswith(child) for n in order[lo:hi])
+    assert p.range_of(ORIGIN) == (0, 1)
+
+
+def test_cumsum_matches_accumulate() -> None:
+    rnd = random.Random(2)
+    fast = inc._INDEX[0]
+    for n in (0, 1, 5, 1000):
+        q = array("Q", [rnd.randrange(0, 1 << 40) for _ in range(n)])
+        b = array("B", [rnd.randrange(0, 256) for _ in range(n)])
+        assert inc._cumsum(q, True) == array("Q", accumulate(q, initial=0))
+        assert inc._cumsum(b, False) == array("Q", accumulate(b))
+    with pytest.raises(ValueError):
+        fast.cumsum(array("H", [1, 2]), True)
+
+
+def test_malformed_names_are_left_to_python() -> None:
+    """A name whose label runs past its end (a state forged to match its own checksum): C
+    refuses (ValueError) and range_of does what the Python search does."""
+    names = [ORIGIN, b"\x01a" + ORIGIN, b"\x09bad" + ORIGIN, b"\x01z" + ORIGIN]
+    p = _plan(names)
+    with pytest.raises(ValueError):
+        inc._INDEX[0].locate(p.st.blob, p.names.ends, b"\x01m" + ORIGIN)
+    child = b"\x01m" + ORIGIN
+
+    def outcome(f: object) -> object:
+        try:
+            return f(child)  # type: ignore[operator]
+        except Exception as exc:  # whatever the Python search raises
+            return type(exc)
+
+    assert outcome(p.range_of) == outcome(p._range_of_py)
