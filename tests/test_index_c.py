@@ -108,3 +108,26 @@ def test_malformed_names_are_left_to_python() -> None:
             return type(exc)
 
     assert outcome(p.range_of) == outcome(p._range_of_py)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(min_size=4, max_size=4), max_size=80),
+    st.lists(st.binary(min_size=4, max_size=4), min_size=1, max_size=10),
+)
+def test_bisect_fixed_matches_bisect(records: list[bytes], keys: list[bytes]) -> None:
+    """The NSEC3 chain's hashes are searched in their blob (fixed-width records) as
+    bisect searches the list of them; the records here are 4 octets wide so that equal
+    ones and neighbours occur."""
+    from bisect import bisect_left, bisect_right
+
+    fast = inc._INDEX[0]
+    records.sort()
+    blob = b"".join(records)
+    for k in [*keys, *records[:3]]:
+        assert fast.bisect_fixed(blob, 4, k, False) == bisect_left(records, k)
+        assert fast.bisect_fixed(blob, 4, k, True) == bisect_right(records, k)
+    with pytest.raises(ValueError):
+        fast.bisect_fixed(blob + b"x", 4, keys[0], False)
+    with pytest.raises(ValueError):
+        fast.bisect_fixed(blob, 4, b"12345", False)

@@ -10,6 +10,10 @@
  *   initial  true: the result starts with a 0 (n + 1 sums), else n sums
  *   The running sums as native uint64 (array("Q").frombytes takes them).
  *
+ * bisect_fixed(blob, width, key, right) -> int
+ *   bisect.bisect_left (right: bisect_right) of key among the sorted records of ``width``
+ *   octets that blob is made of (the NSEC3 chain's hashes).
+ *
  * locate(blob, ends, child) -> (lo, hi)
  *   blob   the names (canonical wire, lowercase), concatenated in canonical order
  *   ends   a "Q" buffer: where each name ends in blob
@@ -167,7 +171,37 @@ done:
     return res;
 }
 
+static PyObject *bisect_fixed(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer blob, key;
+    Py_ssize_t width;
+    int right;
+    if (!PyArg_ParseTuple(args, "y*ny*p", &blob, &width, &key, &right))
+        return NULL;
+    PyObject *res = NULL;
+    if (width <= 0 || blob.len % width || key.len != width) {
+        PyErr_SetString(PyExc_ValueError, "bisect_fixed: records of another width");
+        goto done;
+    }
+    const unsigned char *b = blob.buf, *k = key.buf;
+    Py_ssize_t lo = 0, hi = blob.len / width;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(b + mid * width, k, width);
+        if (c < 0 || (right && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    res = PyLong_FromSsize_t(lo);
+done:
+    PyBuffer_Release(&blob);
+    PyBuffer_Release(&key);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"bisect_fixed", bisect_fixed, METH_VARARGS,
+     "bisect_left (or _right) of a key among sorted records of one width in a blob."},
     {"cumsum", cumsum, METH_VARARGS, "Running sums of a buffer of 1- or 8-octet items."},
     {"locate", locate, METH_VARARGS, "(lo, hi) of a child's subtree among sorted names."},
     {NULL, NULL, 0, NULL},

@@ -1262,11 +1262,17 @@ class _Hashes:
 
     def left(self, h: bytes) -> int:
         """``bisect_left``: the index of the first hash >= ``h``."""
+        fast = _INDEX[0]
+        if fast is not None and len(h) == HASH:
+            return int(fast.bisect_fixed(self.blob, HASH, h, False))
         base, w = self._window(h)
         return base + bisect_left(w, h)
 
     def right(self, h: bytes) -> int:
         """``bisect_right``: the index of the first hash > ``h``."""
+        fast = _INDEX[0]
+        if fast is not None and len(h) == HASH:
+            return int(fast.bisect_fixed(self.blob, HASH, h, True))
         base, w = self._window(h)
         return base + bisect_right(w, h)
 
