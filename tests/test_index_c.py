@@ -131,3 +131,23 @@ def test_bisect_fixed_matches_bisect(records: list[bytes], keys: list[bytes]) ->
         fast.bisect_fixed(blob + b"x", 4, keys[0], False)
     with pytest.raises(ValueError):
         fast.bisect_fixed(blob, 4, b"12345", False)
+
+
+def test_common_prefix_matches_python() -> None:
+    """diff's common prefix in C and in Python, on texts differing near block edges (4 KiB
+    blocks in C, doubling blocks and bisection in Python), at offsets, and at the ends."""
+    fast = inc._INDEX[0]
+    rnd = random.Random(4)
+    base = bytes(rnd.getrandbits(8) for _ in range(20000))
+    for at in (0, 1, 4095, 4096, 4097, 8191, 12288, 19999):
+        for shift in (0, 3):
+            a = base
+            b = base[:at] + bytes([base[at] ^ 1]) + base[at + 1 :]
+            i, j = shift, shift
+            want = at - shift if at >= shift else len(a) - shift  # the change is before i
+            assert fast.common_prefix(a, i, b, j) == inc._common_py(a, i, b, j) == want
+    assert fast.common_prefix(base, 0, base, 0) == len(base) == inc._common_py(base, 0, base, 0)
+    assert fast.common_prefix(b"abc", 1, b"xbcd", 1) == 2 == inc._common_py(b"abc", 1, b"xbcd", 1)
+    assert fast.common_prefix(b"ab", 2, b"ab", 0) == 0
+    with pytest.raises(ValueError):
+        fast.common_prefix(b"ab", 3, b"ab", 0)

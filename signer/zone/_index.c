@@ -10,6 +10,9 @@
  *   initial  true: the result starts with a 0 (n + 1 sums), else n sums
  *   The running sums as native uint64 (array("Q").frombytes takes them).
  *
+ * common_prefix(a, i, b, j) -> int
+ *   the length of the common prefix of a[i:] and b[j:] (incremental.diff's _common)
+ *
  * bisect_fixed(blob, width, key, right) -> int
  *   bisect.bisect_left (right: bisect_right) of key among the sorted records of ``width``
  *   octets that blob is made of (the NSEC3 chain's hashes).
@@ -199,7 +202,33 @@ done:
     return res;
 }
 
+static PyObject *common_prefix(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer a, b;
+    Py_ssize_t i, j;
+    if (!PyArg_ParseTuple(args, "y*ny*n", &a, &i, &b, &j))
+        return NULL;
+    PyObject *res = NULL;
+    if (i < 0 || j < 0 || i > a.len || j > b.len) {
+        PyErr_SetString(PyExc_ValueError, "common_prefix: offset out of range");
+    } else {
+        const unsigned char *x = (const unsigned char *)a.buf + i;
+        const unsigned char *y = (const unsigned char *)b.buf + j;
+        Py_ssize_t limit = a.len - i < b.len - j ? a.len - i : b.len - j, k = 0;
+        /* whole blocks by memcmp, then the octets of the first block that differs */
+        while (k + 4096 <= limit && memcmp(x + k, y + k, 4096) == 0)
+            k += 4096;
+        while (k < limit && x[k] == y[k])
+            k++;
+        res = PyLong_FromSsize_t(k);
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"common_prefix", common_prefix, METH_VARARGS,
+     "The length of the common prefix of a[i:] and b[j:] (two buffers)."},
     {"bisect_fixed", bisect_fixed, METH_VARARGS,
      "bisect_left (or _right) of a key among sorted records of one width in a blob."},
     {"cumsum", cumsum, METH_VARARGS, "Running sums of a buffer of 1- or 8-octet items."},

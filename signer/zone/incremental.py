@@ -694,9 +694,18 @@ Buf = bytes | mmap.mmap
 
 
 def _common(a: Buf, i: int, b: Buf, j: int) -> int:
-    """The length of the common prefix of a[i:] and b[j:]. A block is compared by finding a
-    memoryview of ``b``'s block in exactly ``a``'s (``find`` takes a buffer: a memcmp-speed
-    search with no copy; slicing an mmap copies both blocks)."""
+    """The length of the common prefix of a[i:] and b[j:]: ``_index.common_prefix`` when
+    the compiled build is in use, else :func:`_common_py`."""
+    fast = _INDEX[0]
+    if fast is not None:
+        return int(fast.common_prefix(a, i, b, j))
+    return _common_py(a, i, b, j)
+
+
+def _common_py(a: Buf, i: int, b: Buf, j: int) -> int:
+    """:func:`_common` in Python. A block is compared by finding a memoryview of ``b``'s
+    block in exactly ``a``'s (``find`` takes a buffer: a memcmp-speed search with no copy;
+    slicing an mmap copies both blocks)."""
     limit = min(len(a) - i, len(b) - j)
     with memoryview(b) as vb:
 
