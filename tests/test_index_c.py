@@ -151,3 +151,16 @@ def test_common_prefix_matches_python() -> None:
     assert fast.common_prefix(b"ab", 2, b"ab", 0) == 0
     with pytest.raises(ValueError):
         fast.common_prefix(b"ab", 3, b"ab", 0)
+
+
+def test_locate_refuses_ends_that_do_not_fit() -> None:
+    """Offsets out of the blob (a state forged to pass its own checksum) are refused, not
+    followed: ends going backwards, beyond the blob, or wrapping to negative offsets."""
+    fast = inc._INDEX[0]
+    names = [ORIGIN, b"\x01a" + ORIGIN, b"\x01b" + ORIGIN, b"\x01c" + ORIGIN]
+    blob = b"".join(names)
+    good = array("Q", accumulate(len(n) for n in names))
+    assert fast.locate(blob, good, b"\x01b" + ORIGIN) == (2, 3)
+    for bad in ([9, 3, 40, len(blob)], [9, 2**63 + 5, 2**63 + 10, len(blob)], [9, 99, 120, 80]):
+        with pytest.raises(ValueError):
+            fast.locate(blob, array("Q", bad), b"\x01b" + ORIGIN)

@@ -134,7 +134,7 @@ static PyObject *locate(PyObject *Py_UNUSED(self), PyObject *args) {
     while (lo < hi) { /* the first name not before child */
         Py_ssize_t mid = lo + (hi - lo) / 2;
         Py_ssize_t s = START(mid), l = LEN(mid);
-        if (l < 0 || s + l > blob.len) {
+        if (s < 0 || l < 0 || s + l > blob.len) {
             PyErr_SetString(PyExc_ValueError, "locate: ends go backwards");
             goto done;
         }
@@ -151,7 +151,7 @@ static PyObject *locate(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_ssize_t end = lo;
     while (end < n) { /* child's subtree: child and the names below it, contiguous */
         Py_ssize_t s = START(end), l = LEN(end);
-        if (l < 0 || s + l > blob.len) {
+        if (s < 0 || l < 0 || s + l > blob.len) {
             PyErr_SetString(PyExc_ValueError, "locate: ends go backwards");
             goto done;
         }
