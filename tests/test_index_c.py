@@ -164,3 +164,16 @@ def test_locate_refuses_ends_that_do_not_fit() -> None:
     for bad in ([9, 3, 40, len(blob)], [9, 2**63 + 5, 2**63 + 10, len(blob)], [9, 99, 120, 80]):
         with pytest.raises(ValueError):
             fast.locate(blob, array("Q", bad), b"\x01b" + ORIGIN)
+
+
+def test_merge_names_refuses_what_is_not_wire_names() -> None:
+    """insert_nsec3's merge in C: names that are not wire names (or not bytes) are refused
+    with ValueError, and the Python loop takes over; a plain merge is the sorted union."""
+    fast = inc._INDEX[0]
+    a = [ORIGIN, b"\x01b" + ORIGIN, b"\x01d" + ORIGIN]
+    b = [b"\x01a" + ORIGIN, b"\x01c" + ORIGIN, b"\x01e" + ORIGIN]
+    assert fast.merge_names(a, b) == sorted(a + b, key=canonical_key)
+    assert fast.merge_names([], b) == b and fast.merge_names(a, []) == a
+    for bad in ([b"\x05ab" + ORIGIN], ["text"]):
+        with pytest.raises(ValueError):
+            fast.merge_names(a, bad)  # type: ignore[arg-type]

@@ -10,6 +10,11 @@
  *   initial  true: the result starts with a 0 (n + 1 sums), else n sums
  *   The running sums as native uint64 (array("Q").frombytes takes them).
  *
+ * merge_names(order, owners) -> list
+ *   two lists of wire names, each in canonical order, merged into one (nsec3.insert_nsec3:
+ *   the NSEC3 owners into a shard's order); an owner first when equal (as the Python
+ *   loop; the caller has refused owners equal to names)
+ *
  * common_prefix(a, i, b, j) -> int
  *   the length of the common prefix of a[i:] and b[j:] (incremental.diff's _common)
  *
@@ -226,7 +231,53 @@ static PyObject *common_prefix(PyObject *Py_UNUSED(self), PyObject *args) {
     return res;
 }
 
+static PyObject *merge_names(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *order, *owners;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &order, &PyList_Type, &owners))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(order), m = PyList_GET_SIZE(owners), i = 0;
+    PyObject *out = PyList_New(n + m);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *o = PyList_GET_ITEM(owners, j);
+        if (!PyBytes_Check(o))
+            goto bad;
+        const unsigned char *ob = (const unsigned char *)PyBytes_AS_STRING(o);
+        Py_ssize_t ol = PyBytes_GET_SIZE(o);
+        while (i < n) {
+            PyObject *x = PyList_GET_ITEM(order, i);
+            if (!PyBytes_Check(x))
+                goto bad;
+            int r = compare((const unsigned char *)PyBytes_AS_STRING(x), PyBytes_GET_SIZE(x),
+                            ob, ol);
+            if (r == -2)
+                goto bad;
+            if (r >= 0)
+                break;
+            Py_INCREF(x);
+            PyList_SET_ITEM(out, k++, x);
+            i++;
+        }
+        Py_INCREF(o);
+        PyList_SET_ITEM(out, k++, o);
+    }
+    for (; i < n; i++) {
+        PyObject *x = PyList_GET_ITEM(order, i);
+        Py_INCREF(x);
+        PyList_SET_ITEM(out, k++, x);
+    }
+    return out;
+bad:
+    Py_DECREF(out); /* the slots not yet set are NULL: list_dealloc skips them */
+    PyErr_SetString(PyExc_ValueError, "merge_names: not canonical wire names");
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"merge_names", merge_names, METH_VARARGS,
+     "Two lists of names in canonical order merged into one."},
     {"common_prefix", common_prefix, METH_VARARGS,
      "The length of the common prefix of a[i:] and b[j:] (two buffers)."},
     {"bisect_fixed", bisect_fixed, METH_VARARGS,

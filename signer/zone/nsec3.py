@@ -16,7 +16,7 @@ import hashlib
 import itertools
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from signer.errors import CheckFailed, InputError
 from signer.zone import _accel
@@ -40,6 +40,9 @@ from signer.zone.model import (
 from signer.zone.nsec import negative_ttl
 
 _accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
+# the C helpers of signer/zone/_index.c when the compiled build is in use, else None
+_INDEX: Final[list[Any]] = [_accel.extension("_index")]
 
 _B32_DIGITS: Final = b"0123456789abcdefghijklmnopqrstuv"
 _B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _B32_DIGITS)
@@ -213,17 +216,25 @@ def insert_nsec3(zone: Zone, records: list[tuple[bytes, bytes]], ttl: int) -> No
     kinds = zone.kinds
     nodes = zone.nodes
     owners = []
+    make = tuple.__new__  # RRset(...) without its Python-level __new__: the same tuple
     for h, rdata in records:
         owner = nsec3_owner(h, origin)
         if owner in nodes:
             raise Nsec3Collision(
                 f"the zone already has a name {name_to_text(owner)} equal to an NSEC3 owner"
             )
-        nodes[owner] = [RRset(owner, T_NSEC3, ttl, (rdata,))]
+        nodes[owner] = [make(RRset, (owner, T_NSEC3, ttl, (rdata,), ()))]
         kinds[owner] = KIND_NSEC3
         owners.append(owner)
     in_order = all(a < b for a, b in itertools.pairwise(owners))  # same length and suffix
     if in_order and len(zone.order) + len(owners) == len(nodes):
+        fast = _INDEX[0]
+        if fast is not None:
+            try:  # in C (signer/zone/_index.c): names compared without a key per name
+                zone.order = fast.merge_names(zone.order, owners)
+                return
+            except ValueError:
+                pass  # not wire names: the loop below says what it makes of them
         # a plain merge (compiled: heapq.merge with a key runs Python generator code for
         # each of the shard's names)
         order = zone.order
