@@ -706,3 +706,38 @@ def test_damaged_state_files_are_refused(tmp_path: Path) -> None:
             load_state(str(path))
     path.write_bytes(good)
     assert load_state(str(path)) == st
+
+
+def test_multi_line_entries_keep_their_places_in_the_next_state(tmp_path: Path) -> None:
+    """Entries spanning lines (parentheses) are kept in the state by their byte ranges; an
+    incremental run shifts them by the changes before them (lines added and removed
+    around them) exactly as a full sign finds them, and the next run still sees them."""
+    lines = generated_zone(300).splitlines()
+    owners = _owners(lines)
+    with_txt: list[str] = []
+    for i, ln in enumerate(lines):
+        with_txt.append(ln)
+        if i > 6 and i % 97 == 0:
+            with_txt += [f'txt{i} TXT ( "part one {i}"', f'  "part two {i}" )']
+    s = _setup(tmp_path, "\n".join(with_txt) + "\n")
+    prev = _first(s, tmp_path)
+    assert len(load_state(str(prev) + STATE_SUFFIX).spans) >= 5
+    rnd = random.Random(21)
+    edited = list(with_txt)
+    for o in rnd.sample(owners, 12):  # delegations removed and added before and after them
+        edited = [ln for ln in edited if ln.split()[:1] != [o]]
+    edited[10:10] = [f"new{k} NS ns.new{k}.example.net." for k in range(7)]
+    edited += ["zzlast NS ns.zz.example.net."]
+    s.zone.write_text("\n".join(edited) + "\n")
+    inc, _ = _both(s, tmp_path, prev, "spans")
+    assert inc["incremental"]["used"] is True, inc["incremental"]
+    got = load_state(str(tmp_path / "inc-spans") + STATE_SUFFIX).spans
+    want = load_state(str(tmp_path / "full-spans") + STATE_SUFFIX).spans
+    assert got == want and len(got) >= 5
+    # and the next run from the incremental output uses them (a change right after one)
+    nxt = list(edited)
+    at = next(i for i, ln in enumerate(nxt) if ln.startswith('  "part two'))
+    nxt.insert(at + 1, "after1 NS ns.after.example.net.")
+    s.zone.write_text("\n".join(nxt) + "\n")
+    inc2, _ = _both(s, tmp_path, tmp_path / "inc-spans", "spans2")
+    assert inc2["incremental"]["used"] is True, inc2["incremental"]

@@ -2154,9 +2154,16 @@ class _Plan:
         namelens.extend(st.namelens[cur:])
         a, b = self.names.span(cur, self.n)
         blob.append(st.blob[a:b])
+        # the input's multi-line entries, shifted by the hunks before them (no changed line
+        # is in one: parse_changes refuses parentheses and continuation lines); one sweep
+        # over both in file order, not every hunk for every entry
         spans = []
-        for s0, e0 in st.spans:
-            shift = sum((h.b1 - h.b0) - (h.a1 - h.a0) for h in hunks if h.a1 <= s0)
+        shift = k = 0
+        for s0, e0 in sorted(st.spans):
+            while k < len(hunks) and hunks[k].a1 <= s0:
+                h = hunks[k]
+                shift += (h.b1 - h.b0) - (h.a1 - h.a0)
+                k += 1
             spans.append((s0 + shift, e0 + shift))
         out_size = int(sum(lengths))
         return replace(
