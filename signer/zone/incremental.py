@@ -1246,12 +1246,13 @@ def _child(
 # -- the NSEC3 chain -----------------------------------------------------------------------------
 class _Hashes:
     """A blob of hashes (HASH octets each, in order) as a read-only sequence, searched
-    through a sample of every _HSTRIDE-th hash (no object per hash)."""
+    in C (``_index.bisect_fixed``) or through a sample of every _HSTRIDE-th hash, made
+    when first needed (no object per hash)."""
 
     def __init__(self, blob: bytes) -> None:
         self.blob = blob
         self.n = len(blob) // HASH
-        self.sample = [blob[i : i + HASH] for i in range(0, len(blob), HASH * _HSTRIDE)]
+        self.sample: list[bytes] | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -1262,6 +1263,9 @@ class _Hashes:
     def _window(self, h: bytes) -> tuple[int, list[bytes]]:
         """(base, the hashes from base on) where every hash before base is < ``h`` and
         every one after the window is > ``h``."""
+        if self.sample is None:
+            blob = self.blob
+            self.sample = [blob[i : i + HASH] for i in range(0, len(blob), HASH * _HSTRIDE)]
         j = bisect_right(self.sample, h)  # sample[j - 1] <= h < sample[j]
         if not j:
             return 0, []
