@@ -177,3 +177,58 @@ def test_merge_names_refuses_what_is_not_wire_names() -> None:
     for bad in ([b"\x05ab" + ORIGIN], ["text"]):
         with pytest.raises(ValueError):
             fast.merge_names(a, bad)  # type: ignore[arg-type]
+
+
+# -- the NSEC3 chain check's look-ups (verify._Find) ----------------------------------------
+# hashes that share their first two octets (one bucket) and neighbour buckets' edges
+hashes20 = (
+    st.sampled_from([b"\x00" * 20, b"\xff" * 20, b"\x12\x34" + b"\x00" * 18])
+    | st.binary(min_size=20, max_size=20)
+    | st.binary(min_size=18, max_size=18).map(lambda b: b"\x12\x34" + b)
+    | st.binary(min_size=18, max_size=18).map(lambda b: b"\x12\x35" + b)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(hashes20, max_size=40), st.lists(hashes20, max_size=40), st.booleans())
+def test_find_matches_the_python_lookup(
+    keys: set[bytes], queries: list[bytes], extra: bool
+) -> None:
+    from signer.zone import verify
+
+    blob = b"".join(sorted(keys))
+    if extra and keys:  # some queries are keys
+        queries = [*queries, *sorted(keys)[::2]]
+    q = b"".join(queries)
+    py = verify._Find(blob)
+    c = verify._Find(blob, inc._INDEX[0])
+    assert c.index(q) == py.index(q)
+    assert c.hits(q) == py.hits(q)
+    # and the lookup is right, not merely the same
+    want = [sorted(keys).index(x) if x in keys else -1 for x in queries]
+    assert py.index(q) == want
+    assert py.hits(q) == [j for j, i in enumerate(want) if i >= 0]
+
+
+def test_find_refuses_what_does_not_fit() -> None:
+    fast = inc._INDEX[0]
+    keys = b"".join(sorted(bytes([i]) * 20 for i in range(5)))
+    table = fast.find_table(keys, 20)
+    assert fast.find(keys, 20, table, keys, True) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="ascending"):
+        fast.find_table(keys[20:40] + keys[:20], 20)
+    with pytest.raises(ValueError, match="another width"):
+        fast.find_table(keys[:-1], 20)
+    with pytest.raises(ValueError, match="another width"):
+        fast.find(keys, 20, table, keys[:-1], True)
+    with pytest.raises(ValueError, match="another width"):
+        fast.find(keys, 1, table, keys, True)
+    # a table not made for these keys could send the search outside them: refused
+    with pytest.raises(ValueError, match="not a table"):
+        fast.find(keys[:40], 20, table, keys, True)
+    with pytest.raises(ValueError, match="not a table"):
+        fast.find(keys, 20, table[:-8], keys, True)
+    bad = bytearray(table)
+    bad[8 * 3 : 8 * 4] = (10**6).to_bytes(8, "little")  # bucket 3 starts past the keys
+    with pytest.raises(ValueError, match="not a table"):
+        fast.find(keys, 20, bytes(bad), keys, True)

@@ -90,11 +90,11 @@ import os
 import struct
 import time
 from array import array
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import dns.exception
 import dns.name
@@ -133,6 +133,9 @@ from signer.zone.model import (
 )
 
 _accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
+# the C helpers of signer/zone/_index.c when the compiled build is in use, else None
+_INDEX: Final[list[Any]] = [_accel.extension("_index")]
 
 log = logging.getLogger("signer.zone.verify")
 
@@ -426,14 +429,23 @@ class ShardVerification:
     nsec_first: bytes = b""
     nsec_next: bytes = b""
     failure_stages: list[int] = field(default_factory=list)  # the step of each failure
-    nsec3_packed: tuple[bytes, bytes] | None = None  # the two lists marshalled: pack_nsec3
+    # the lists as bytes (pack_nsec3): found, then expected as ExpectedPiece's fields
+    nsec3_packed: tuple[bytes, bytes, bytes, bytes, bytes, bytes] | None = None
 
     def pack_nsec3(self) -> None:
         """Hold the NSEC3 lists as bytes (a fraction of the memory of the tuples) until
-        :func:`combine_shards` reads them, one shard's at a time."""
+        :func:`combine_shards` reads them, one shard's at a time. The names' hashes travel
+        as blobs, looked up in bulk; the optional names' bitmaps and names (most of a
+        registry zone with opt-out: insecure delegations have no NSEC3) are read only if
+        needed."""
+        piece = split_expected(self.nsec3_expected)
         self.nsec3_packed = (
             marshal.dumps(self.nsec3_found, 4),
-            marshal.dumps(self.nsec3_expected, 4),
+            marshal.dumps(piece.entries, 4),
+            piece.required,
+            marshal.dumps(piece.required_details(), 4),
+            piece.optional,
+            marshal.dumps(piece.optional_details(), 4),
         )
         self.nsec3_found, self.nsec3_expected = [], []
 
@@ -443,11 +455,79 @@ class ShardVerification:
         found: list[tuple[bytes, bytes, bytes]] = marshal.loads(self.nsec3_packed[0])  # noqa: S302
         return found
 
-    def expected_nsec3(self) -> list[tuple[bytes, bool, bytes, bytes]]:
+    def expected_piece(self) -> ExpectedPiece:
+        """The expected list in the form :func:`_nsec3_chain` checks."""
         if self.nsec3_packed is None:
-            return self.nsec3_expected
-        expected: list[tuple[bytes, bool, bytes, bytes]] = marshal.loads(self.nsec3_packed[1])  # noqa: S302
-        return expected
+            return split_expected(self.nsec3_expected)
+        _f, entries, required, req_details, optional, opt_details = self.nsec3_packed
+        return ExpectedPiece(
+            marshal.loads(entries),  # noqa: S302 (ours, from a worker)
+            required,
+            _Unpack(req_details),
+            optional,
+            _Unpack(opt_details),
+        )
+
+
+class _Unpack:
+    """A marshalled list, read when called (mypyc: no lambdas over local variables)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __call__(self) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = marshal.loads(self.data)  # noqa: S302 (ours)
+        return out
+
+
+class _Given:
+    def __init__(self, items: list[tuple[bytes, bytes]]) -> None:
+        self.items = items
+
+    def __call__(self) -> list[tuple[bytes, bytes]]:
+        return self.items
+
+
+@dataclass(frozen=True)
+class ExpectedPiece:
+    """Part of the names the NSEC3 chain is checked against (see :func:`_nsec3_chain`).
+
+    ``entries``: (hash, required, bitmap, name) of hashes not :data:`_HASH_LEN` long (none
+    from a verifier), checked one by one. ``required`` / ``optional``: the hashes of the
+    required / optional names (:data:`_HASH_LEN` octets each, concatenated), looked up in
+    bulk; ``required_details()`` / ``optional_details()``: their (bitmap, name)s, in the
+    same order."""
+
+    entries: list[tuple[bytes, bool, bytes, bytes]]
+    required: bytes
+    required_details: Callable[[], list[tuple[bytes, bytes]]]
+    optional: bytes
+    optional_details: Callable[[], list[tuple[bytes, bytes]]]
+
+
+_HASH_LEN: Final = 20  # SHA-1, the one NSEC3 hash algorithm (RFC 5155 sect. 11)
+
+
+def split_expected(expected: list[tuple[bytes, bool, bytes, bytes]]) -> ExpectedPiece:
+    """The names by kind (required, optional, odd hash length), order kept within each."""
+    entries: list[tuple[bytes, bool, bytes, bytes]] = []
+    req: list[bytes] = []
+    req_details: list[tuple[bytes, bytes]] = []
+    opt: list[bytes] = []
+    opt_details: list[tuple[bytes, bytes]] = []
+    for e in expected:
+        h, required, bitmap, name = e
+        if len(h) != _HASH_LEN:
+            entries.append(e)
+        elif required:
+            req.append(h)
+            req_details.append((bitmap, name))
+        else:
+            opt.append(h)
+            opt_details.append((bitmap, name))
+    return ExpectedPiece(
+        entries, b"".join(req), _Given(req_details), b"".join(opt), _Given(opt_details)
+    )
 
 
 def _whole_zone(origin: bytes) -> ShardContext:
@@ -544,14 +624,49 @@ def combine_shards(
 
 def check_nsec3_chain(
     found: Sequence[tuple[bytes, bytes, bytes]],
-    expected: Sequence[tuple[bytes, bool, bytes, bytes]],
+    expected: list[tuple[bytes, bool, bytes, bytes]],
     nsec3param: bytes,
 ) -> list[tuple[str, str]]:
     """The NSEC3 chain checks on compact lists (see :attr:`ShardVerification.nsec3_found`
     and ``nsec3_expected``): every failure as (requirement ID, message)."""
     f = _Failures(limit=None)
-    _nsec3_chain(found, [expected], nsec3param, f)
+    _nsec3_chain(found, [split_expected(expected)], nsec3param, f)
     return f.items
+
+
+class _Find:
+    """Look-ups among ``keys`` (:data:`_HASH_LEN`-octet records, sorted): in C
+    (``_index.find`` of ``signer/zone/_index.c``) when the compiled build is in use, else
+    through a dict (the specification: tests compare the two)."""
+
+    def __init__(self, keys: bytes, fast: Any = None) -> None:
+        w = _HASH_LEN
+        self.keys = keys
+        self.fast = fast
+        self.table = b""
+        self.at: dict[bytes, int] = {}
+        if fast is not None:
+            self.table = fast.find_table(keys, w)
+        else:
+            self.at = {keys[i : i + w]: i // w for i in range(0, len(keys), w)}
+
+    def index(self, queries: bytes) -> list[int]:
+        """For each record of ``queries``, the index of the key equal to it, or -1."""
+        w = _HASH_LEN
+        if self.fast is not None:
+            out: list[int] = self.fast.find(self.keys, w, self.table, queries, True)
+            return out
+        at = self.at
+        return [at.get(queries[j : j + w], -1) for j in range(0, len(queries), w)]
+
+    def hits(self, queries: bytes) -> list[int]:
+        """The positions of the records of ``queries`` that are keys."""
+        w = _HASH_LEN
+        if self.fast is not None:
+            found: list[int] = self.fast.find(self.keys, w, self.table, queries, False)
+            return found
+        at = self.at
+        return [j for j in range(len(queries) // w) if queries[j * w : (j + 1) * w] in at]
 
 
 def _finish(
@@ -631,7 +746,7 @@ def _combine(
     _nsec_joints(parts, f)
     if nsec3param is not None:
         found = [x for p in parts for x in p.found_nsec3()]
-        _nsec3_chain(found, (p.expected_nsec3() for p in parts), nsec3param, f)
+        _nsec3_chain(found, (p.expected_piece() for p in parts), nsec3param, f)
     total = f.total + sum(p.failure_total for p in parts)
     if total:
         # one step after the other as in a whole-zone pass; within a step, in shard order
@@ -682,7 +797,7 @@ def _nsec_joints(parts: Sequence[ShardVerification], f: _Failures) -> None:
 
 def _nsec3_chain(
     found: Sequence[tuple[bytes, bytes, bytes]],
-    expected: Iterable[Sequence[tuple[bytes, bool, bytes, bytes]]],
+    expected: Iterable[ExpectedPiece],
     nsec3param: bytes,
     f: _Failures,
 ) -> None:
@@ -691,7 +806,10 @@ def _nsec3_chain(
 
     ``expected`` comes in pieces (one per shard or batch), each looked at once and then
     dropped: only the NSEC3 records (and what matched them) are held, not the names
-    (1M delegations with opt-out: 300k records, 1M names). Hash collisions are found among
+    (1M delegations with opt-out: 300k records, 1M names). A piece's names are looked up in
+    bulk, as blobs of hashes (:class:`_Find`); the bitmaps and names of its optional names
+    (the insecure delegations, 700k of those 1M) are read only for those that have an NSEC3
+    record, or when the chain is not all opt-out. Hash collisions are found among
     the names that have or need an NSEC3 (two optional names sharing a hash and no NSEC3
     change no proof: one opt-out NSEC3 covers both). The failures are listed as one pass
     over the whole lists would: collisions, then the NSEC3 records in hash order, then the
@@ -700,37 +818,78 @@ def _nsec3_chain(
     salt = nsec3param[5 : 5 + slen]
     owners = sorted(found)
     hashes = [h for h, _, _ in owners]
-    at: dict[bytes, int] = {h: i for i, h in enumerate(hashes)}
-    matched: dict[int, tuple[bytes, bytes]] = {}  # NSEC3 index -> (bitmap, name) expected
     unmatched: set[bytes] = set()  # hashes of required names without an NSEC3
     all_optout = all(rd[1] & 1 for _h, rd, _o in owners)
     collisions: list[str] = []
     missing: list[str] = []
     uncovered: list[str] = []
+    w = _HASH_LEN
+    # the records' hashes of the usual length (all of them, unless the zone is broken)
+    even = [i for i, h in enumerate(hashes) if len(h) == w]
+    find = _Find(b"".join([hashes[i] for i in even]), _INDEX[0])
+    identity = len(even) == len(hashes)
+    want: list[tuple[bytes, bytes] | None] = [None] * len(owners)  # (bitmap, name) expected
+    at: dict[bytes, int] | None = None  # built only for odd entries
+
+    def no_nsec3(h: bytes, required: bool, name: bytes) -> None:
+        if required:
+            if h in unmatched:
+                collisions.append(f"NSEC3 hash collision at {name_to_text(name)}")
+            unmatched.add(h)
+        if not owners:
+            return
+        if required:
+            missing.append(f"{name_to_text(name)} has no NSEC3")
+        elif not all_optout:
+            pos = bisect.bisect_left(hashes, h) - 1  # the NSEC3 covering h (wraps to -1)
+            if not owners[pos][1][1] & 1:  # the covering NSEC3's opt-out flag
+                uncovered.append(
+                    f"insecure {name_to_text(name)} has no NSEC3 and the NSEC3 covering "
+                    "it has no opt-out flag"
+                )
+
+    def has_nsec3(i: int, details: tuple[bytes, bytes]) -> None:
+        if want[i] is not None:
+            collisions.append(f"NSEC3 hash collision at {name_to_text(details[1])}")
+        want[i] = details  # the last name with this hash
+
     for piece in expected:
-        for h, required, bitmap, name in piece:
-            i = at.get(h)
-            if i is not None:
-                if i in matched:
-                    collisions.append(f"NSEC3 hash collision at {name_to_text(name)}")
-                matched[i] = (bitmap, name)  # the last name with this hash
-                continue
-            if required:
-                if h in unmatched:
-                    collisions.append(f"NSEC3 hash collision at {name_to_text(name)}")
-                unmatched.add(h)
-            if not owners:
-                continue
-            if required:
-                missing.append(f"{name_to_text(name)} has no NSEC3")
-            elif not all_optout:
-                pos = bisect.bisect_left(hashes, h) - 1  # the NSEC3 covering h (wraps to -1)
-                if not owners[pos][1][1] & 1:  # the covering NSEC3's opt-out flag
-                    uncovered.append(
-                        f"insecure {name_to_text(name)} has no NSEC3 and the NSEC3 covering "
-                        "it has no opt-out flag"
-                    )
-    del at, unmatched
+        if piece.entries:
+            if at is None:
+                at = {h: i for i, h in enumerate(hashes)}
+            for h, required, bitmap, name in piece.entries:
+                i = at.get(h)
+                if i is None:
+                    no_nsec3(h, required, name)
+                else:
+                    has_nsec3(i, (bitmap, name))
+        req = piece.required
+        if req:
+            details = piece.required_details()
+            for j, i in enumerate(find.index(req)):
+                if i < 0:
+                    no_nsec3(req[j * w : (j + 1) * w], True, details[j][1])
+                    continue
+                if not identity:
+                    i = even[i]
+                if want[i] is not None:  # (has_nsec3, inline: this runs for most of them)
+                    collisions.append(f"NSEC3 hash collision at {name_to_text(details[j][1])}")
+                want[i] = details[j]
+        opt = piece.optional
+        if not opt:
+            continue
+        hits = find.hits(opt)
+        if not hits and all_optout:
+            continue  # the common case: no optional name has or needs an NSEC3 record
+        details = piece.optional_details()
+        if not all_optout:
+            hit = set(hits)
+            for j, (_bitmap, name) in enumerate(details):
+                if j not in hit:
+                    no_nsec3(opt[j * w : (j + 1) * w], False, name)
+        for j in hits:
+            i = find.index(opt[j * w : (j + 1) * w])[0]
+            has_nsec3(i if identity else even[i], details[j])
     for msg in collisions:
         f.add("ZONE-VERIFY-NSEC3-CHAIN", msg)
     if not owners:
@@ -752,14 +911,14 @@ def _nsec3_chain(
                 "ZONE-VERIFY-NSEC3-CHAIN",
                 f"NSEC3 at {name_to_text(owner)} points to {_b32(nxt)}, expected {_b32(want_next)}",
             )
-        want = matched.get(pos)
-        if want is None:
+        wanted = want[pos]
+        if wanted is None:
             f.add(
                 "ZONE-VERIFY-NSEC3-CHAIN",
                 f"NSEC3 at {name_to_text(owner)} matches no name of the zone",
             )
             continue
-        want_bitmap, name = want
+        want_bitmap, name = wanted
         bitmap = rd[6 + rslen + hl :]
         if bitmap == want_bitmap:
             continue
@@ -1423,7 +1582,7 @@ class _Verifier:
         if any(rd[1] & 1 for _, rd, _ in found):
             self.denial = "nsec3 opt-out"
         if self.check_chain:
-            _nsec3_chain(found, [expected], p, f)
+            _nsec3_chain(found, [split_expected(expected)], p, f)
         else:
             self.nsec3_found, self.nsec3_expected = found, expected
 
