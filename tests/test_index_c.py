@@ -1,6 +1,7 @@
-"""The incremental signer's index helpers in C (signer/zone/_index.c) give what the Python
-code in incremental.py gives (the specification): running sums, and where a subtree of a
-child of the apex is among the previous output's names in canonical order."""
+"""The index helpers in C (signer/zone/_index.c) give what the Python code gives (the
+specification): running sums and where a subtree of a child of the apex is among the
+previous output's names in canonical order (incremental.py), the names merged into a shard's
+order (nsec3.py), and the NSEC3 chain check's look-ups of hashes (verify._Find)."""
 
 from __future__ import annotations
 
