@@ -1,9 +1,11 @@
 /* The incremental signer's index of a signed zone, in C: locating a subtree among the
- * previous output's names, and the running sums of the index's lengths.
+ * previous output's names, and the running sums of the index's lengths; and two helpers of
+ * the full sign: the NSEC3 owners merged into a shard's order, and the names' hashes looked
+ * up among the NSEC3 records (the chain check across shards).
  *
  * Built by `make accel` with the mypyc modules (signer/zone/_accel_build.py) and used only
- * with them (the same source-hash guard). The Python code in incremental.py is the
- * specification (_locate_py, accumulate): tests/test_index_c.py compares the two.
+ * with them (the same source-hash guard). The Python code in incremental.py, nsec3.py and
+ * verify.py (_Find) is the specification: tests/test_index_c.py compares the two.
  *
  * cumsum(values, initial) -> bytes
  *   values   a buffer of unsigned integers ("B" or "Q" items, an array.array)
