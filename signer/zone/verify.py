@@ -878,18 +878,14 @@ def _nsec3_chain(
         opt = piece.optional
         if not opt:
             continue
-        hits = find.hits(opt)
-        if not hits and all_optout:
+        if all_optout and not find.hits(opt):
             continue  # the common case: no optional name has or needs an NSEC3 record
         details = piece.optional_details()
-        if not all_optout:
-            hit = set(hits)
-            for j, (_bitmap, name) in enumerate(details):
-                if j not in hit:
-                    no_nsec3(opt[j * w : (j + 1) * w], False, name)
-        for j in hits:
-            i = find.index(opt[j * w : (j + 1) * w])[0]
-            has_nsec3(i if identity else even[i], details[j])
+        for j, i in enumerate(find.index(opt)):  # one look-up for the piece, not one per hit
+            if i >= 0:
+                has_nsec3(i if identity else even[i], details[j])
+            elif not all_optout:
+                no_nsec3(opt[j * w : (j + 1) * w], False, details[j][1])
     for msg in collisions:
         f.add("ZONE-VERIFY-NSEC3-CHAIN", msg)
     if not owners:
