@@ -38,7 +38,18 @@ T = TypeVar("T")
 
 PACKAGE = "signer.zone"
 # compiled together (one mypyc group); the order is the import order of their dependencies
-MODULES = ("model", "serial", "loader", "rules", "nsec", "nsec3", "signing", "output", "verify")
+MODULES = (
+    "model",
+    "serial",
+    "loader",
+    "rules",
+    "nsec",
+    "nsec3",
+    "signing",
+    "output",
+    "verify",
+    "incremental",
+)
 # hand-written C extensions built and used with them (same guard): signer/zone/<name>.c
 C_MODULES = ("_render", "_index")
 GROUP = "zonesigner_accel"  # mypyc group name; its shared library is GROUP + "__mypyc"

@@ -113,6 +113,8 @@ from signer.zone.signing import (
 )
 from signer.zone.verify import ShardContext, ZoneVerificationFailed, verify_shard
 
+_accel.use_compiled(__name__)  # the mypyc build of this module, if in use
+
 log = logging.getLogger("dnssec_ceremony.sign")
 
 FORMAT = 3
@@ -148,11 +150,13 @@ def _crypto_stride(batches: int, level: str) -> int:
     return max(1, batches // max(SAMPLE_BATCHES, batches // 100))
 
 
+@_accel.mypyc_attr(native_class=False)
 class Fallback(Exception):
     """The incremental path cannot show its output would equal the full path's."""
 
 
 # -- settings and state ------------------------------------------------------------------------
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass(frozen=True)
 class Settings:
     """Everything that shapes the signed output besides the input and the bundle."""
@@ -190,6 +194,7 @@ class Settings:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass
 class State:
     """The contents of ``OUT.zsstate`` (see the module docstring)."""
@@ -313,8 +318,8 @@ def load_state(path: str) -> State:
         if sum(namelens) != len(st.blob):
             raise ValueError("damaged")
         return st
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Fallback(f"the state {path} is unusable ({exc})") from None
+    except (ValueError, KeyError, TypeError) as bad:
+        raise Fallback(f"the state {path} is unusable ({bad})") from None
 
 
 # the C helpers of signer/zone/_index.c when the compiled build is in use (None: the Python
@@ -351,6 +356,7 @@ class _Names:
 
 
 # -- facts about an input file -----------------------------------------------------------------
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass(frozen=True)
 class InputFacts:
     size: int
@@ -512,6 +518,7 @@ def _copy_input(src: IO[bytes] | mmap.mmap | bytes, out: str) -> tuple[int, str,
     return size, h.hexdigest(), tmp
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass(frozen=True)
 class InputCopy:
     """The unsigned input copied beside the output (temporary file) and its facts."""
@@ -681,6 +688,7 @@ def _parse_signed(data: bytes, origin: bytes, path: str) -> Scratch:
 
 
 # -- the diff ------------------------------------------------------------------------------------
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass(frozen=True)
 class Hunk:
     a0: int  # old input [a0, a1) is replaced by new input [b0, b1); all at line starts
@@ -845,6 +853,7 @@ def _lines_between(buf: Buf, lo: int, hi: int) -> Iterator[bytes]:
         lo = end
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass
 class Delta:
     removed: Scratch
@@ -920,6 +929,7 @@ def apex_child(name: bytes, origin: bytes) -> bytes:
 Content = dict[bytes, dict[int, tuple[int, set[bytes]]]]  # owner -> type -> (ttl, rdatas)
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass
 class _Element:
     """One apex child's subtree (or the apex) and where it is in the previous output."""
@@ -938,6 +948,7 @@ class _Element:
     nsec3: tuple[bytes, bytes] | None = None  # hashed: (hash, new NSEC3 RDATA); None: removed
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass
 class Outcome:
     """An incremental sign that was written."""
@@ -1064,9 +1075,9 @@ def sign_incremental(
             os.replace(tmp, input_path(out))
             new_st = plan.new_state(result, delta, hunks, digest.hexdigest(), size, sha)
             _dump_state(state_path(out), new_st)
-        except (OSError, OutputError) as exc:
+        except (OSError, OutputError) as unwritten:
             remove_state(out)
-            log.warning("the state of %s was not written: %s", out, exc)
+            log.warning("the state of %s was not written: %s", out, unwritten)
         clock.lap("state_write")
         return Outcome(
             sha256=digest.hexdigest(),
@@ -1105,6 +1116,7 @@ def _sha256(buf: Buf) -> str:
     return h.hexdigest()
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass
 class _Run:
     lo: int
@@ -1114,6 +1126,7 @@ class _Run:
     text: bytes
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass
 class _Result:
     runs: list[_Run]
@@ -1131,6 +1144,7 @@ class _Result:
     nsec3: dict[str, int] | None = None
 
 
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass
 class _Partial:
     """What one process made of its share of the groups (counts: changes)."""
@@ -1235,8 +1249,8 @@ def _child(
         with lock:  # one token login at a time (see open_key_retrying)
             key = open_key_retrying(opener)
         conn.send(("ok", work(share, key)))
-    except Fallback as exc:
-        conn.send(("error", Fallback(str(exc))))
+    except Fallback as fallback:
+        conn.send(("error", Fallback(str(fallback))))
     except BaseException as exc:  # sent to the parent, raised there
         conn.send(("error", picklable_error(exc)))
     finally:
@@ -2000,8 +2014,8 @@ class _Plan:
             else:
                 try:
                     insert_nsec3(zone, records, neg)
-                except Nsec3Collision as exc:
-                    raise Fallback(f"NSEC3: {exc}") from None
+                except Nsec3Collision as collision:
+                    raise Fallback(f"NSEC3: {collision}") from None
                 chain = len(records)
             lengths: array[int] = array("Q")
             rctx = RangeContext(zone, s.params, s.times, self.previous, s.refresh, sign, lengths)

@@ -239,8 +239,8 @@ def read_signed_zone(path: str | os.PathLike[str], origin: str | bytes) -> Zone:
         )
     except OSError as exc:
         raise InputError(f"cannot read signed zone: {exc.strerror}", path=str(path)) from None
-    except dns.exception.DNSException as exc:
-        raise InputError(f"cannot parse signed zone: {exc}", path=str(path)) from None
+    except dns.exception.DNSException as bad:
+        raise InputError(f"cannot parse signed zone: {bad}", path=str(path)) from None
     zone = Zone(o_wire)
     for name, znode in z.nodes.items():
         owner = name.canonicalize().to_wire() or b""
@@ -288,8 +288,8 @@ def trust_anchor_from_file(path: str | os.PathLike[str]) -> list[DsRecord]:
             raise InputError("expected a DS record", path=str(p), line=no) from None
         try:
             out.append(DsRecord.from_text(" ".join(parts[at + 1 :])))
-        except InputError as exc:
-            raise InputError(exc.reason, path=str(p), line=no) from None
+        except InputError as bad:
+            raise InputError(bad.reason, path=str(p), line=no) from None
     if not out:
         raise InputError("no DS record in the trust anchor file", path=str(p))
     return out
