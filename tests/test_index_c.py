@@ -33,20 +33,9 @@ def _wire(labs: list[bytes], base: bytes = ORIGIN) -> bytes:
     return b"".join(bytes([len(x)]) + x for x in labs) + base
 
 
-class _State:
-    def __init__(self, names: list[bytes]) -> None:
-        self.blob = b"".join(names)
-
-
-def _plan(names: list[bytes]) -> inc._Plan:
-    """A _Plan with just what range_of reads (no state file needed)."""
-    p = inc._Plan.__new__(inc._Plan)
-    p.st = _State(names)  # type: ignore[assignment]
-    p.origin = ORIGIN
-    p.names = inc._Names(b"".join(names), array("B", [len(n) for n in names]))
-    p.n = len(names)
-    p.sample = None
-    return p
+def _plan(names: list[bytes]) -> inc._Locator:
+    """What the incremental plan locates subtrees with, over ``names``."""
+    return inc._Locator(ORIGIN, inc._Names(b"".join(names), array("B", [len(n) for n in names])))
 
 
 @settings(max_examples=300, deadline=None)
@@ -99,7 +88,7 @@ def test_malformed_names_are_left_to_python() -> None:
     names = [ORIGIN, b"\x01a" + ORIGIN, b"\x09bad" + ORIGIN, b"\x01z" + ORIGIN]
     p = _plan(names)
     with pytest.raises(ValueError):
-        inc._INDEX[0].locate(p.st.blob, p.names.ends, b"\x01m" + ORIGIN)
+        inc._INDEX[0].locate(p.names.blob, p.names.ends, b"\x01m" + ORIGIN)
     child = b"\x01m" + ORIGIN
 
     def outcome(f: object) -> object:

@@ -337,6 +337,7 @@ def _cumsum(values: array[int], initial: bool) -> array[int]:
     return array("Q", accumulate(values, initial=0) if initial else accumulate(values))
 
 
+@_accel.mypyc_attr(native_class=False)  # a sequence to bisect (a native class is not one)
 class _Names:
     """The state's names as a read-only sequence (no per-name object until asked)."""
 
@@ -1401,35 +1402,16 @@ def _nsec3_head(d: Denial) -> bytes:
     return struct.pack("!BBHB", 1, 1 if d.optout else 0, d.iterations, len(d.salt)) + d.salt
 
 
-class _Plan:
-    def __init__(self, st: State, pm: Buf, s: Settings, path: str) -> None:
-        self.st = st
-        self.pm = pm
-        self.s = s
-        self.path = path
-        self.origin = s.origin
-        self.names = _Names(st.blob, st.namelens)
-        self.n = len(self.names)
-        self.off: array[int] = _cumsum(st.lengths, True)
-        if not self.n or self.names[0] != self.origin or self.off[-1] != st.out_size:
-            raise Fallback("the state's index does not fit the previous signed zone")
-        self.previous: Previous = {}
-        self.types: dict[bytes, list[int]] = {}  # the previous RRsets' types, by owner
-        self.sample: list[bytes] | None = None  # canonical keys of every _STRIDE-th name
-        # NSEC3 (see _plan_nsec3)
-        self.nsec3 = s.denial.mode == "nsec3"
-        self.chain: _Chain | None = None
-        self.render: frozenset[bytes] = frozenset()  # hashes whose NSEC3 is re-rendered
-        self.kept: dict[bytes, bytes] = {}  # touched subtrees' hashes whose NSEC3 stays
-        self.elems: dict[bytes, _Element] = {}  # the NSEC3 owners rendered, by hash
-        self.fresh: set[bytes] = set()  # the hashes added
-        self.gone: frozenset[bytes] = frozenset()  # the owners of the hashes removed
-        self.ents = 0  # change in the number of empty non-terminals in the chain
-        self.old_cls = Classification()  # of the touched subtrees before the change
-        self.duplicates = False
-        self.nsec3_stats: dict[str, int] | None = None
+class _Locator:
+    """Where an apex child's subtree is among the previous output's names (canonical
+    order): in C (``_index.locate``) when compiled, else (and for what C refuses) in Python."""
 
-    # -- locating subtrees ---------------------------------------------------------------
+    def __init__(self, origin: bytes, names: _Names) -> None:
+        self.origin = origin
+        self.names = names
+        self.n = len(names)
+        self.sample: list[bytes] | None = None  # canonical keys of every _STRIDE-th name
+
     def range_of(self, child: bytes) -> tuple[int, int]:
         """The names [lo, hi) of ``child``'s subtree in the previous output (lo == hi: none;
         a new subtree goes there)."""
@@ -1438,7 +1420,7 @@ class _Plan:
         fast = _INDEX[0]
         if fast is not None:
             try:
-                lo, hi = fast.locate(self.st.blob, self.names.ends, child)
+                lo, hi = fast.locate(self.names.blob, self.names.ends, child)
                 return int(lo), int(hi)
             except ValueError:
                 pass  # a malformed name: the Python search below says what it makes of it
@@ -1466,6 +1448,39 @@ class _Plan:
         if hi - lo == 8:  # a big subtree
             hi = bisect_left(names, kc[:-1] + b"\x01", hi, self.n, key=canonical_key)
         return lo, hi
+
+
+class _Plan:
+    def __init__(self, st: State, pm: Buf, s: Settings, path: str) -> None:
+        self.st = st
+        self.pm = pm
+        self.s = s
+        self.path = path
+        self.origin = s.origin
+        self.names = _Names(st.blob, st.namelens)
+        self.n = len(self.names)
+        self.off: array[int] = _cumsum(st.lengths, True)
+        if not self.n or self.names[0] != self.origin or self.off[-1] != st.out_size:
+            raise Fallback("the state's index does not fit the previous signed zone")
+        self.previous: Previous = {}
+        self.types: dict[bytes, list[int]] = {}  # the previous RRsets' types, by owner
+        self.locator = _Locator(self.origin, self.names)
+        # NSEC3 (see _plan_nsec3)
+        self.nsec3 = s.denial.mode == "nsec3"
+        self.chain: _Chain | None = None
+        self.render: frozenset[bytes] = frozenset()  # hashes whose NSEC3 is re-rendered
+        self.kept: dict[bytes, bytes] = {}  # touched subtrees' hashes whose NSEC3 stays
+        self.elems: dict[bytes, _Element] = {}  # the NSEC3 owners rendered, by hash
+        self.fresh: set[bytes] = set()  # the hashes added
+        self.gone: frozenset[bytes] = frozenset()  # the owners of the hashes removed
+        self.ents = 0  # change in the number of empty non-terminals in the chain
+        self.old_cls = Classification()  # of the touched subtrees before the change
+        self.duplicates = False
+        self.nsec3_stats: dict[str, int] | None = None
+
+    def range_of(self, child: bytes) -> tuple[int, int]:
+        """The names [lo, hi) of ``child``'s subtree in the previous output (see _Locator)."""
+        return self.locator.range_of(child)
 
     def _parse(self, elements: list[_Element]) -> None:
         """Read the elements' blocks of the previous output: their unsigned content (NSEC,
