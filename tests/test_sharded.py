@@ -355,3 +355,39 @@ def test_hand_written_zone_identical_for_any_cut(
             assert summary["sign_processes"] > 1  # really cut
     assert len(set(outs.values())) == 1
     _validators(tmp_path / "j5", policy == "nsec3-optout")
+
+
+def test_background_threads_yield_the_cpu() -> None:
+    """The hashing and copying threads run at the lowest priority (Linux: per thread); the
+    calling thread keeps its own."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with ThreadPoolExecutor(1, initializer=sharded.background_thread) as ex:
+        theirs = ex.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert theirs.result() == sharded.BACKGROUND_NICE > mine
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def test_part_copier_writes_parts_in_order_and_raises_a_failed_copy(tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    for i in range(4):
+        (tmp_path / f"part-{i}.txt").write_bytes(b"part %d\n" % i * 1000)
+    out, digest = io.BytesIO(), hashlib.sha256()
+    copier = sharded._PartCopier(str(tmp_path), 4, out, digest)
+    for shard in (2, 0, 3):  # as the workers finish: 0 is copied, 1 holds back 2 and 3
+        copier.done(shard)
+    copier.finish()
+    want = b"".join(b"part %d\n" % i * 1000 for i in range(4))
+    assert out.getvalue() == want and digest.hexdigest() == hashlib.sha256(want).hexdigest()
+    assert not list(tmp_path.iterdir())  # each part removed once copied
+
+    (tmp_path / "part-0.txt").write_bytes(b"x")  # part 1 is missing
+    copier = sharded._PartCopier(str(tmp_path), 2, io.BytesIO(), hashlib.sha256())
+    copier.done(0)
+    with pytest.raises(FileNotFoundError):
+        copier.finish()
+    copier.close()

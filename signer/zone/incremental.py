@@ -98,7 +98,14 @@ from signer.zone.nsec3 import (
 )
 from signer.zone.rules import Classification, classify
 from signer.zone.serial import new_serial
-from signer.zone.sharded import Denial, OutputIndex, VerifySpec, WorkerFailed, picklable_error
+from signer.zone.sharded import (
+    Denial,
+    OutputIndex,
+    VerifySpec,
+    WorkerFailed,
+    background_thread,
+    picklable_error,
+)
 from signer.zone.signing import (
     BUNDLE_TYPES,
     KeyLike,
@@ -554,7 +561,9 @@ class BackgroundCopy:
 
     def start(self) -> None:
         if self.future is None:
-            pool = ThreadPoolExecutor(1, thread_name_prefix="zs-state")
+            pool = ThreadPoolExecutor(
+                1, thread_name_prefix="zs-state", initializer=background_thread
+            )
             self.future = pool.submit(copy_input, *self.args)
             pool.shutdown(wait=False)
 
@@ -1035,11 +1044,15 @@ def sign_incremental(
         # meanwhile (hashlib and file writes release the GIL): the SHA-256 of the previous
         # output and of the input copy (checked before anything is written), and the new
         # input's copy for the next state
-        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="zs-hash"))
+        pool = stack.enter_context(
+            ThreadPoolExecutor(1, thread_name_prefix="zs-hash", initializer=background_thread)
+        )
         hashes = pool.submit(lambda: (_sha256(pm), _sha256(a)))
         # the copy in a thread of its own: on a busy disk it can take seconds, and the
         # output's digest (below) must not queue behind it
-        copier = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="zs-copy"))
+        copier = stack.enter_context(
+            ThreadPoolExecutor(1, thread_name_prefix="zs-copy", initializer=background_thread)
+        )
         copied = copier.submit(_copy_input, b, out)
         stack.callback(_drop_copy, copied)
 

@@ -51,12 +51,13 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Lock
@@ -881,6 +882,7 @@ def sign_sharded(
             cb(k)
 
     pool = _Pool(plan, opener, key, progress)
+    copier: _PartCopier | None = None
     try:
         if meanwhile is not None:
             meanwhile()  # the workers exist: no fork happens after this
@@ -965,6 +967,8 @@ def sign_sharded(
         shard_peak["parent"] = [_peak_rss_mb()]
     finally:
         pool.close()
+        if copier is not None:
+            copier.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
     cls = Classification()
     for m in merged:
@@ -997,7 +1001,9 @@ def sign_sharded(
 
 
 class _PartCopier:
-    """Copies the shards' part files, in shard order, into the output (and its digest)."""
+    """Copies the shards' part files, in shard order, into the output (and its digest), in
+    a thread of low priority (:func:`background_thread`): while the workers sign, it runs
+    when a core is free instead of slowing them down."""
 
     def __init__(self, tmpdir: str, count: int, out: IO[bytes], digest: Any) -> None:
         self.tmpdir = tmpdir
@@ -1005,19 +1011,31 @@ class _PartCopier:
         self.out = out
         self.digest = digest
         self.ready = [False] * count
-        self.next = 0  # the first part not copied yet
+        self.next = 0  # the first part not handed to the thread yet
+        self.pool = ThreadPoolExecutor(
+            1, thread_name_prefix="zs-parts", initializer=background_thread
+        )
+        self.copies: list[Future[None]] = []
 
     def done(self, shard: int) -> None:
         """Shard ``shard`` wrote its part: copy every part now complete from the start."""
         self.ready[shard] = True
         while self.next < self.count and self.ready[self.next]:
-            self._copy(self.next)
+            self.copies.append(self.pool.submit(self._copy, self.next))
             self.next += 1
 
     def finish(self) -> None:
-        while self.next < self.count:
-            self._copy(self.next)
-            self.next += 1
+        """Copy the parts not copied yet; return when every part is in the output."""
+        for shard in range(self.next, self.count):
+            self.copies.append(self.pool.submit(self._copy, shard))
+        self.next = self.count
+        for copy in self.copies:
+            copy.result()  # a copy's error is raised here
+        self.pool.shutdown()
+
+    def close(self) -> None:
+        """Stop copying (after an error): no part is written into the output after this."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _copy(self, shard: int) -> None:
         part = os.path.join(self.tmpdir, f"part-{shard}.txt")
@@ -1029,6 +1047,21 @@ class _PartCopier:
                 self.digest.update(block)
                 self.out.write(block)
         os.unlink(part)
+
+
+BACKGROUND_NICE = 19  # the hashing and copying threads: behind the signing processes
+
+
+def background_thread() -> None:
+    """Lower the calling thread's CPU priority (``ThreadPoolExecutor(initializer=...)``).
+
+    The threads that hash and copy files while a zone is signed use spare CPU: on Linux
+    ``nice`` is per thread, so the scheduler runs them when a core is free (while the parent
+    plans, or one process has finished its share) instead of taking a share of the cores
+    the signing processes need. A thread that must finish first is waited for as before;
+    where this cannot be set, the thread just runs at normal priority."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 def _shard_count(zonefile: str, jobs: int) -> int:
