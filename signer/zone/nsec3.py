@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import struct
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, Final
 
 from signer.errors import CheckFailed, InputError
@@ -45,6 +46,8 @@ _accel.use_compiled(__name__)  # the mypyc build of this module, if in use
 _INDEX: Final[list[Any]] = [_accel.extension("_index")]
 
 _B32_DIGITS: Final = b"0123456789abcdefghijklmnopqrstuv"
+HASH_LEN: Final = 20  # octets of a SHA-1 NSEC3 hash
+_hash_of: Final = itemgetter(0)
 _B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _B32_DIGITS)
 
 
@@ -187,9 +190,11 @@ def link_chain(
 ) -> list[tuple[bytes, bytes]]:
     """Sort the chain (in place) and return ``(hash, NSEC3 RDATA)`` in hash order, each
     pointing to the next hash and the last back to the first; refuses a collision."""
-    hashed.sort()
+    hashed.sort(key=_hash_of)  # one comparison per step (a tuple's takes two); equal
+    # hashes are a collision, refused below whatever their order
     n = len(hashed)
     head = struct.pack("!BBHB", 1, 1 if optout else 0, iterations, len(salt)) + salt
+    prefix = head + bytes((HASH_LEN,))
     out = []
     for i, (h, bitmap, name) in enumerate(hashed):
         nxt = hashed[(i + 1) % n][0]
@@ -198,7 +203,10 @@ def link_chain(
                 f"NSEC3 hash collision between {name_to_text(name)} and "
                 f"{name_to_text(hashed[(i + 1) % n][2])}; choose another salt"
             )
-        out.append((h, head + bytes((len(nxt),)) + nxt + bitmap))
+        if len(nxt) == HASH_LEN:
+            out.append((h, prefix + nxt + bitmap))
+        else:  # only a test's fake hash function makes other lengths
+            out.append((h, head + bytes((len(nxt),)) + nxt + bitmap))
     return out
 
 

@@ -483,7 +483,8 @@ class ShardWorker:
         with open(part, "wb") as fh:
             for (start, end), nxt in zip(batches, nexts, strict=True):
                 names = order[start:end]
-                batch = Zone(zone.origin, {n: nodes[n] for n in names}, names, kinds)
+                mine = dict(zip(names, map(nodes.__getitem__, names), strict=True))
+                batch = Zone(zone.origin, mine, names, kinds)
                 if nsec:  # added batch by batch, like the signatures
                     chain += add_nsec(batch, wrap_to=nxt, ttl=ctx.negative_ttl)
                 res = sign_range(rctx, start, end)
@@ -511,9 +512,10 @@ class ShardWorker:
                     )
                 )
                 rrsets += batch.rrset_count()
-                for n in names:
-                    del nodes[n], kinds[n]
-                del batch, names, res
+                # the shard's names stay in ``nodes`` until it is done: a batch's signatures
+                # are a few MB per shard, and deleting names one by one cost ~0.7 s of CPU
+                # at 1M delegations
+                del batch, mine, names, res
                 if self.progress is not None:
                     self.progress(end - start)
         if not nsec:  # the chain lists travel and wait in the parent as bytes
