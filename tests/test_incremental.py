@@ -741,3 +741,38 @@ def test_multi_line_entries_keep_their_places_in_the_next_state(tmp_path: Path) 
     s.zone.write_text("\n".join(nxt) + "\n")
     inc2, _ = _both(s, tmp_path, tmp_path / "inc-spans", "spans2")
     assert inc2["incremental"]["used"] is True, inc2["incremental"]
+
+
+def test_a_failed_input_copy_costs_the_state_not_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The input's copy for the next state is made by a background process; when it fails
+    (here: no space for it) the signed zone is still written, the state is not, and the
+    next --previous run says why it signs in full. Full and incremental paths alike."""
+    import errno
+    import tempfile
+
+    s = _setup(tmp_path, generated_zone(300))
+    prev = _first(s, tmp_path)
+    real = tempfile.mkstemp
+
+    def no_space(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("prefix") == ".zsstate-":  # the input copy (inherited by the fork)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_space)
+    s.zone.write_text(s.zone.read_text().replace("d000007 NS b.", "d000007 NS c."))
+    with caplog.at_level(logging.WARNING):
+        inc = _run(s, tmp_path / "inc.signed", "--previous", str(prev), now=NOW + 3600)
+        full = _run(s, tmp_path / "full.signed", now=NOW + 3600)
+    assert inc["incremental"]["used"] is True
+    assert full["incremental"]["used"] is False
+    for out in ("inc.signed", "full.signed"):
+        assert (tmp_path / out).read_bytes()  # written
+        assert not (tmp_path / (out + STATE_SUFFIX)).exists()
+    assert "No space left on device" in caplog.text
+    assert not list(tmp_path.glob(".zsstate-*"))  # no temporary copy left behind
+    monkeypatch.undo()
+    again = _run(s, tmp_path / "again.signed", "--previous", str(tmp_path / "inc.signed"))
+    assert again["incremental"]["used"] is False and "no state" in again["incremental"]["reason"]

@@ -391,3 +391,44 @@ def test_part_copier_writes_parts_in_order_and_raises_a_failed_copy(tmp_path: Pa
     with pytest.raises(FileNotFoundError):
         copier.finish()
     copier.close()
+
+
+def test_background_task_runs_at_low_priority_in_its_own_process() -> None:
+    def facts(x: int) -> tuple[int, int, int]:
+        return x * 2, os.getpid(), os.getpriority(os.PRIO_PROCESS, 0)
+
+    value, pid, nice = sharded.Background(facts, 21).result()
+    assert value == 42 and pid != os.getpid() and nice == sharded.BACKGROUND_NICE
+
+    def fails() -> None:
+        raise ValueError("no such thing")
+
+    with pytest.raises(ValueError, match="no such thing"):
+        sharded.Background(fails).result()
+
+    def dies() -> None:
+        os._exit(3)
+
+    task = sharded.Background(dies)
+    with pytest.raises(sharded.WorkerFailed, match="exit code 3"):
+        task.result()
+    with pytest.raises(sharded.WorkerFailed):  # asked again: the same answer
+        task.result()
+
+
+def test_background_task_errors_keep_their_type() -> None:
+    def missing() -> None:
+        open("/nonexistent/zone.db", "rb")  # noqa: SIM115
+
+    with pytest.raises(FileNotFoundError) as err:
+        sharded.Background(missing).result()
+    assert err.value.filename == "/nonexistent/zone.db"
+
+    class Local(Exception):  # defined in a function: does not pickle
+        pass
+
+    def odd() -> None:
+        raise Local("odd")
+
+    with pytest.raises(sharded.WorkerFailed, match="odd"):
+        sharded.Background(odd).result()

@@ -99,11 +99,11 @@ from signer.zone.nsec3 import (
 from signer.zone.rules import Classification, classify
 from signer.zone.serial import new_serial
 from signer.zone.sharded import (
+    Background,
     Denial,
     OutputIndex,
     VerifySpec,
     WorkerFailed,
-    background_thread,
     picklable_error,
 )
 from signer.zone.signing import (
@@ -551,32 +551,28 @@ def copy_input(zonefile: str, out: str, origin: bytes) -> InputCopy:
 
 
 class BackgroundCopy:
-    """:func:`copy_input` in a thread while the workers sign (the parent only waits then;
-    hashing and file writes release the GIL). :meth:`start` it once the workers have
+    """:func:`copy_input` in a process of low priority while the workers sign
+    (:class:`signer.zone.sharded.Background`). :meth:`start` it once the workers have
     forked; :meth:`result` runs it here when it was not started."""
 
     def __init__(self, zonefile: str, out: str, origin: bytes) -> None:
         self.args = (zonefile, out, origin)
-        self.future: Future[InputCopy] | None = None
+        self.task: Background[InputCopy] | None = None
 
     def start(self) -> None:
-        if self.future is None:
-            pool = ThreadPoolExecutor(
-                1, thread_name_prefix="zs-state", initializer=background_thread
-            )
-            self.future = pool.submit(copy_input, *self.args)
-            pool.shutdown(wait=False)
+        if self.task is None:
+            self.task = Background(copy_input, *self.args)
 
     def result(self) -> InputCopy:
-        if self.future is None:
+        if self.task is None:
             return copy_input(*self.args)
-        return self.future.result()
+        return self.task.result()
 
     def discard(self) -> None:
         """Wait for the copy and remove it (the sign failed)."""
-        if self.future is not None:
+        if self.task is not None:
             with contextlib.suppress(Exception):
-                os.unlink(self.future.result().tmp)
+                os.unlink(self.task.result().tmp)
 
 
 def write_full_state(
@@ -1041,20 +1037,15 @@ def sign_incremental(
         b = stack.enter_context(_mapped(new_f))
         if len(pm) != st.out_size or len(a) != st.input_size:
             raise Fallback("the previous signed zone or the input copy does not match its state")
-        # meanwhile (hashlib and file writes release the GIL): the SHA-256 of the previous
-        # output and of the input copy (checked before anything is written), and the new
-        # input's copy for the next state
-        pool = stack.enter_context(
-            ThreadPoolExecutor(1, thread_name_prefix="zs-hash", initializer=background_thread)
-        )
-        hashes = pool.submit(lambda: (_sha256(pm), _sha256(a)))
-        # the copy in a thread of its own: on a busy disk it can take seconds, and the
-        # output's digest (below) must not queue behind it
-        copier = stack.enter_context(
-            ThreadPoolExecutor(1, thread_name_prefix="zs-copy", initializer=background_thread)
-        )
-        copied = copier.submit(_copy_input, b, out)
+        # meanwhile, in processes of low priority (on the cores the planning leaves free):
+        # the SHA-256 of the previous output and of the input copy (checked before anything
+        # is written), and the new input's copy for the next state (on a busy disk it can
+        # take seconds)
+        hashes = Background(_sha256_both, pm, a)
+        copied = Background(_copy_input, b, out)
         stack.callback(_drop_copy, copied)
+        # the output's digest while it is written (hashlib releases the GIL)
+        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="zs-hash"))
 
         def check() -> None:
             if hashes.result() != (st.out_sha256, st.input_sha256):
@@ -1112,7 +1103,11 @@ def sign_incremental(
     raise AssertionError("unreachable")
 
 
-def _drop_copy(copied: Future[tuple[int, str, str]]) -> None:
+def _sha256_both(pm: Buf, a: Buf) -> tuple[str, str]:
+    return _sha256(pm), _sha256(a)
+
+
+def _drop_copy(copied: Background[tuple[int, str, str]]) -> None:
     """Remove the input copy's temporary file when it was not moved into place."""
     with contextlib.suppress(Exception):  # no copy, or it was moved into place
         os.unlink(copied.result()[2])
