@@ -61,6 +61,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Lock
+from operator import itemgetter
 from typing import IO, Any, Generic, TypeVar, cast
 
 from signer.dnskey import DnsKey, DsRecord
@@ -904,7 +905,7 @@ def sign_sharded(
             total = sum(m.names for m in prepared)
             routed = _route_nsec3(prepared, plan)
             if want_index:  # the chain's hashes in order, for the incremental state
-                nsec3_hashes = b"".join([h for part in routed for h, _ in part])
+                nsec3_hashes = b"".join(map(itemgetter(0), itertools.chain.from_iterable(routed)))
             for m in prepared:
                 m.hashed.clear()  # linked and routed: not needed any more
             total += sum(len(r) for r in routed)
