@@ -746,9 +746,10 @@ def test_multi_line_entries_keep_their_places_in_the_next_state(tmp_path: Path) 
 def test_a_failed_input_copy_costs_the_state_not_the_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The input's copy for the next state is made by a background process; when it fails
-    (here: no space for it) the signed zone is still written, the state is not, and the
-    next --previous run says why it signs in full. Full and incremental paths alike."""
+    """The input's copy for the next state is made by a thread while the zone is signed;
+    when it fails (here: no space for it) the signed zone is still written, the state is
+    not, and the next --previous run says why it signs in full. Full and incremental paths
+    alike."""
     import errno
     import tempfile
 
@@ -757,7 +758,7 @@ def test_a_failed_input_copy_costs_the_state_not_the_output(
     real = tempfile.mkstemp
 
     def no_space(*args, **kwargs):  # type: ignore[no-untyped-def]
-        if kwargs.get("prefix") == ".zsstate-":  # the input copy (inherited by the fork)
+        if kwargs.get("prefix") == ".zsstate-":  # the input copy
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kwargs)
 

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Lock
 from operator import itemgetter
-from typing import IO, Any, Generic, TypeVar, cast
+from typing import IO, Any
 
 from signer.dnskey import DnsKey, DsRecord
 from signer.errors import DnssecCeremonyError, OutputError
@@ -122,8 +122,6 @@ from signer.zone.verify import (
     combine_shards,
     verify_shard,
 )
-
-T = TypeVar("T")
 
 RANGE_NAMES = 4096  # names signed and rendered per batch (and per progress report)
 # With NSEC3 opt-out the hashed owners weigh this much per name when shards are balanced
@@ -515,9 +513,11 @@ class ShardWorker:
                     )
                 )
                 rrsets += batch.rrset_count()
-                # the shard's names stay in ``nodes`` until it is done: a batch's signatures
-                # are a few MB per shard, and deleting names one by one cost ~0.7 s of CPU
-                # at 1M delegations
+                # the batch's RRsets (with their signatures, NSEC records) freed: its lists
+                # emptied in place (the names stay in ``nodes`` until the shard is done:
+                # deleting them one by one cost ~0.7 s of CPU at 1M delegations)
+                for lst in mine.values():
+                    lst.clear()
                 del batch, mine, names, res
                 if self.progress is not None:
                     self.progress(end - start)
@@ -1067,58 +1067,6 @@ def background_thread() -> None:
     where this cannot be set, the thread just runs at normal priority."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
-
-
-class Background(Generic[T]):
-    """``fn(*args)`` in a forked process at the lowest CPU priority (nice 19); the value (or
-    the error) by :meth:`result`, like a future's.
-
-    For the hashing and copying of files while a zone is signed: a process of its own, not
-    a thread, because a thread of low priority would hold the GIL whenever the scheduler
-    stops it, and the parent's main thread (handing out the workers' tasks, planning the
-    incremental run) would wait for it. ``fn`` and its arguments are inherited, not pickled;
-    the value must pickle."""
-
-    def __init__(self, fn: Callable[..., T], *args: object) -> None:
-        mp = multiprocessing.get_context("fork")
-        self._conn, send = mp.Pipe(duplex=False)
-        self._proc = mp.Process(target=_background_main, args=(send, fn, args), daemon=True)
-        self._proc.start()
-        send.close()
-        self._outcome: tuple[str, Any] | None = None
-
-    def result(self) -> T:
-        if self._outcome is None:
-            try:
-                self._outcome = self._conn.recv()
-            except (EOFError, OSError):
-                self._proc.join(timeout=5)
-                code = self._proc.exitcode
-                self._outcome = (
-                    "error",
-                    WorkerFailed(f"a background task died (exit code {code})"),
-                )
-            finally:
-                self._conn.close()
-                self._proc.join(timeout=5)
-        kind, value = self._outcome
-        if kind == "error":
-            raise value
-        return cast(T, value)
-
-
-def _background_main(conn: Connection, fn: Callable[..., object], args: tuple[object, ...]) -> None:
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, BACKGROUND_NICE)
-    try:
-        conn.send(("ok", fn(*args)))
-    except BaseException as exc:  # sent to the parent, raised there as it is (an OSError
-        try:  # stays one), or as text when it does not pickle
-            conn.send(("error", exc))
-        except Exception:
-            conn.send(("error", picklable_error(exc)))
-    finally:
-        conn.close()
 
 
 def _shard_count(zonefile: str, jobs: int) -> int:
