@@ -518,7 +518,7 @@ def _copy_input(src: IO[bytes] | mmap.mmap | bytes, out: str) -> tuple[int, str,
                         fh.write(chunk)
                 size = len(src)
             else:
-                for block in iter(lambda: src.read(_COPY_BLOCK), b""):
+                for block in iter(lambda: src.read(1 << 22), b""):  # a buffer malloc reuses
                     h.update(block)
                     fh.write(block)
                     size += len(block)

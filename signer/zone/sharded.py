@@ -513,11 +513,9 @@ class ShardWorker:
                     )
                 )
                 rrsets += batch.rrset_count()
-                # the batch's RRsets (with their signatures, NSEC records) freed: its lists
-                # emptied in place (the names stay in ``nodes`` until the shard is done:
-                # deleting them one by one cost ~0.7 s of CPU at 1M delegations)
-                for lst in mine.values():
-                    lst.clear()
+                # the shard's RRsets stay until it is done (freed all at once): freeing each
+                # batch's as it was signed (deleting its names from the dicts, or emptying
+                # their lists) cost ~1 s at 1M NSEC3, for ~5-15 MB less per worker
                 del batch, mine, names, res
                 if self.progress is not None:
                     self.progress(end - start)
