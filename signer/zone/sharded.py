@@ -1062,7 +1062,12 @@ def background_thread() -> None:
     ``nice`` is per thread, so the scheduler runs them when a core is free (while the parent
     plans, or one process has finished its share) instead of taking a share of the cores
     the signing processes need. A thread that must finish first is waited for as before;
-    where this cannot be set, the thread just runs at normal priority."""
+    where this cannot be set, the thread just runs at normal priority.
+
+    Not for a thread that runs Python code often while the parent's main thread has work
+    to do: the scheduler stops a low-priority thread while it holds the GIL, and the main
+    thread waits (the full sign's input copy, at this priority, delayed the hand-out of
+    the workers' tasks by up to 0.6 s; docs/performance.md)."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
