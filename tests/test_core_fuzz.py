@@ -21,7 +21,13 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from signer.algorithms import Algorithm
-from signer.crypto import public_key_from_dnskey_bytes, verify_signature
+from signer.crypto import (
+    generate_private_key,
+    public_key_from_dnskey_bytes,
+    sign_with_private_key,
+    signature_checker,
+    verify_signature,
+)
 from signer.dnskey import DnsKey, DsRecord, key_tag_of_rdata, make_ds
 from signer.errors import InputError, VerificationError
 from signer.keys.soft import SoftKey
@@ -96,6 +102,31 @@ def test_public_key_and_verify_never_crash(alg: Algorithm, key: bytes, sig: byte
     except InputError:
         return
     assert verify_signature(alg, pub, b"data", sig) is False
+    assert signature_checker(alg, pub)(b"data", sig) is False
+
+
+_PRIVATE = {alg: generate_private_key(alg) for alg in Algorithm}
+
+
+@FUZZ
+@given(st.sampled_from(list(Algorithm)), st.binary(max_size=100), st.integers(0, 10_000))
+def test_signature_checker_agrees_with_verify_signature(
+    alg: Algorithm, data: bytes, flip: int
+) -> None:
+    """The per-key checker a full verification uses accepts exactly what verify_signature
+    accepts: the key's own signature, not one with a bit flipped, cut short or over data
+    that differs."""
+    key = _PRIVATE[alg]
+    pub = key.public_key()
+    check = signature_checker(alg, pub)
+    sig = sign_with_private_key(alg, key, data)
+    assert check(data, sig) is True
+    assert verify_signature(alg, pub, data, sig) is True
+    bad = bytearray(sig)
+    bad[flip % len(sig)] ^= 1 << (flip % 8)
+    for tampered_data, tampered in ((data, bytes(bad)), (data, sig[:-1]), (data + b"x", sig)):
+        assert check(tampered_data, tampered) is False
+        assert verify_signature(alg, pub, tampered_data, tampered) is False
 
 
 @FUZZ
