@@ -5,9 +5,13 @@ order (nsec3.py), and the NSEC3 chain check's look-ups of hashes (verify._Find).
 
 from __future__ import annotations
 
+import mmap
 import random
+import threading
+import time
 from array import array
 from itertools import accumulate
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -141,6 +145,78 @@ def test_common_prefix_matches_python() -> None:
     assert fast.common_prefix(b"ab", 2, b"ab", 0) == 0
     with pytest.raises(ValueError):
         fast.common_prefix(b"ab", 3, b"ab", 0)
+
+
+def _scan_py(data: bytes, lo: int, hi: int) -> tuple[int, int, int, int, bool]:
+    """What input_scan means, from bytes' own methods."""
+    counts = tuple(data.count(sub, lo, hi) for sub in (b"\n", b"\n;", b"\n$"))
+    include = b"$include" in data[lo:hi].lower()
+    return (*counts, data.rfind(b"\n$", lo, hi), include)  # type: ignore[return-value]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"\n", b";", b"$", b"a", b" ", b"\n;", b"\n$", b"$INCLUDE", b"$iNcLuDe", b"includ"]
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 200),
+    st.integers(0, 200),
+)
+def test_input_scan_matches_bytes_methods(parts: list[bytes], lo: int, hi: int) -> None:
+    """The input's newlines, comment and directive line starts, last directive and any
+    $INCLUDE, found in one pass in C, are what count, rfind and a search find (occurrences
+    wholly inside [lo, hi)); the Python fallback gives the same."""
+    data = b"".join(parts)
+    lo, hi = sorted((min(lo, len(data)), min(hi, len(data))))
+    want = _scan_py(data, lo, hi)
+    assert inc._INDEX[0].input_scan(data, lo, hi) == want
+    assert inc._input_scan(data, lo, hi) == want
+    inc._INDEX[0], fast = None, inc._INDEX[0]
+    try:
+        assert inc._input_scan(data, lo, hi) == want
+    finally:
+        inc._INDEX[0] = fast
+
+
+def test_input_scan_on_a_mapped_file_and_refusals(tmp_path: Path) -> None:
+    fast = inc._INDEX[0]
+    data = b"$TTL 1\n;c\na 1 NS b\n$ORIGIN x.\n\n;" * 1000 + b"$Include"
+    f = tmp_path / "z"
+    f.write_bytes(data)
+    with f.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        assert fast.input_scan(m, 0, len(m)) == _scan_py(data, 0, len(data))
+        assert fast.input_scan(m, 0, len(m))[4] is True
+        assert fast.input_scan(m, 8, 40) == _scan_py(data, 8, 40)
+        assert fast.input_scan(m, 0, len(m) - 1)[4] is False  # "$Includ": no
+    for lo, hi in ((-1, 2), (0, len(data) + 1), (3, 2)):
+        with pytest.raises(ValueError):
+            fast.input_scan(data, lo, hi)
+
+
+def test_scans_of_whole_files_let_other_threads_run() -> None:
+    """input_scan and common_prefix release the GIL: a thread counting a big buffer does
+    not hold up the parent's main thread (it hands out the workers' tasks meanwhile)."""
+    fast = inc._INDEX[0]
+    big = b"x" * (1 << 27) + b"\n"
+    ticks = 0
+    stop = threading.Event()
+
+    def scan() -> None:
+        for _ in range(8):
+            fast.input_scan(big, 0, len(big))
+            fast.common_prefix(big, 0, big, 0)
+        stop.set()
+
+    t = threading.Thread(target=scan)
+    t.start()
+    while not stop.is_set():
+        ticks += 1
+        time.sleep(0)
+    t.join()
+    assert ticks > 100  # with the GIL held through each scan: a handful
 
 
 def test_locate_refuses_ends_that_do_not_fit() -> None:

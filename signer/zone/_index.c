@@ -20,6 +20,15 @@
  * common_prefix(a, i, b, j) -> int
  *   the length of the common prefix of a[i:] and b[j:] (incremental.diff's _common)
  *
+ * input_scan(buf, lo, hi) -> (newlines, comments, directives, last_directive, include)
+ *   within buf[lo:hi]: how often b"\n", b"\n;" and b"\n$" occur, the offset of the last
+ *   b"\n$" (-1: none) and whether b"$include" occurs in any case (incremental's
+ *   _input_scan: bytes.count, rfind and a regular expression in one pass over a mapped
+ *   input)
+ *
+ * common_prefix and input_scan scan whole files: they release the GIL while they do (the
+ * parent's main thread hands out the workers' tasks meanwhile).
+ *
  * find_table(keys, width) -> bytes
  *   keys: a blob of records of ``width`` (>= 2) octets in ascending order (ValueError
  *   otherwise). The index of the first key of each first-two-octets bucket (65537 native
@@ -233,14 +242,70 @@ static PyObject *common_prefix(PyObject *Py_UNUSED(self), PyObject *args) {
         const unsigned char *y = (const unsigned char *)b.buf + j;
         Py_ssize_t limit = a.len - i < b.len - j ? a.len - i : b.len - j, k = 0;
         /* whole blocks by memcmp, then the octets of the first block that differs */
+        Py_BEGIN_ALLOW_THREADS
         while (k + 4096 <= limit && memcmp(x + k, y + k, 4096) == 0)
             k += 4096;
         while (k < limit && x[k] == y[k])
             k++;
+        Py_END_ALLOW_THREADS
         res = PyLong_FromSsize_t(k);
     }
     PyBuffer_Release(&a);
     PyBuffer_Release(&b);
+    return res;
+}
+
+static int is_include(const unsigned char *p, const unsigned char *end) {
+    static const char word[] = "include"; /* after the '$' at p */
+    if (end - p < 8)
+        return 0;
+    for (int k = 0; k < 7; k++)
+        if ((p[1 + k] | 0x20) != word[k])
+            return 0;
+    return 1;
+}
+
+static PyObject *input_scan(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer a;
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "y*nn", &a, &lo, &hi))
+        return NULL;
+    PyObject *res = NULL;
+    if (lo < 0 || hi > a.len || lo > hi) {
+        PyErr_SetString(PyExc_ValueError, "input_scan: range out of bounds");
+    } else {
+        const unsigned char *p = (const unsigned char *)a.buf;
+        Py_ssize_t newlines = 0, comments = 0, directives = 0, last = -1;
+        int include = 0;
+        Py_BEGIN_ALLOW_THREADS
+        const unsigned char *q = p + lo, *end = p + hi;
+        while (q < end) {
+            const unsigned char *nl = memchr(q, '\n', (size_t)(end - q));
+            if (nl == NULL)
+                break;
+            newlines++;
+            if (nl + 1 < end) {
+                if (nl[1] == ';') {
+                    comments++;
+                } else if (nl[1] == '$') {
+                    directives++;
+                    last = nl - p;
+                }
+            }
+            q = nl + 1;
+        }
+        for (q = p + lo; q < end && !include;) {
+            const unsigned char *d = memchr(q, '$', (size_t)(end - q));
+            if (d == NULL)
+                break;
+            include = is_include(d, end);
+            q = d + 1;
+        }
+        Py_END_ALLOW_THREADS
+        res = Py_BuildValue("(nnnnO)", newlines, comments, directives, last,
+                            include ? Py_True : Py_False);
+    }
+    PyBuffer_Release(&a);
     return res;
 }
 
@@ -404,6 +469,8 @@ static PyMethodDef methods[] = {
      "The length of the common prefix of a[i:] and b[j:] (two buffers)."},
     {"bisect_fixed", bisect_fixed, METH_VARARGS,
      "bisect_left (or _right) of a key among sorted records of one width in a blob."},
+    {"input_scan", input_scan, METH_VARARGS,
+     "Counts of \\n, \\n; and \\n$, the last \\n$ and $include in buf[lo:hi] (no GIL)."},
     {"cumsum", cumsum, METH_VARARGS, "Running sums of a buffer of 1- or 8-octet items."},
     {"locate", locate, METH_VARARGS, "(lo, hi) of a child's subtree among sorted names."},
     {NULL, NULL, 0, NULL},

@@ -755,6 +755,10 @@ def _worker_main(conn: Connection, plan: Plan, opener: KeyOpener, lock: Lock) ->
             conn.send(("error", picklable_error(exc)))
             continue
         del args
+        _tl = os.environ.get("ZS_TIMELINE")
+        if _tl:
+            with open(f"{_tl}.{os.getpid()}", "a") as _f:
+                _f.write(f"{method} {time.time() - (time.perf_counter() - started):.4f} {time.time():.4f}\n")
         conn.send(("ok", (result, round(time.perf_counter() - started, 3), _peak_rss_mb())))
         del result  # not kept alive through the next task (NSEC3: the shard's hashes)
 
@@ -845,6 +849,10 @@ def sign_sharded(
 
     def lap(what: str) -> None:
         nonlocal mark
+        _tl = os.environ.get("ZS_TIMELINE")
+        if _tl:
+            with open(f"{_tl}.parent", "a") as _f:
+                _f.write(f"lap-{what} {time.time():.4f}\n")
         now = time.perf_counter()
         t[what] = round(now - mark, 3)
         mark = now
