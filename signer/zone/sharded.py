@@ -76,6 +76,8 @@ from signer.zone.chunkload import (
     plan_chunks,
     sample_boundaries,
     split_nodes_first,
+    split_nodes_packed,
+    unpack_part,
 )
 from signer.zone.loader import Scratch
 from signer.zone.model import (
@@ -298,22 +300,25 @@ class ShardWorker:
                 apex_dname = any(ent[0] == T_DNAME for ent in apex)
                 apex_soa = _first_soa(apex)
             metas.append((res.end_state, res.needs_previous_ttl))
-            parts, mins = split_nodes_first(res.nodes, plan.boundaries)
+            if tag == "z":
+                names = len(res.nodes)
+            if plan.shards == 1:  # one part: it stays here
+                parts, mins = split_nodes_first(res.nodes, plan.boundaries)
+                if parts[0]:
+                    self.kept[self._part_path(tag, 0, ci)] = (parts[0], res.paths)
+            else:
+                packed, mins = split_nodes_packed(res.nodes, plan.boundaries)
+                for b, (owners, blobs) in enumerate(packed):
+                    if not owners:
+                        continue
+                    with open(self._part_path(tag, b, ci), "wb") as fh:
+                        # marshal: plain lists, ints and bytes, 8x faster to write than
+                        # pickle; version 2 (no references): 2x faster to write than 4
+                        fh.write(marshal.dumps((owners, blobs, res.paths), 2))
+                del packed
             if tag == "z":
                 firsts = mins
-                names = len(res.nodes)
-            for b, part in enumerate(parts):
-                if not part:
-                    continue
-                path = self._part_path(tag, b, ci)
-                if plan.shards == 1:
-                    self.kept[path] = (part, res.paths)
-                    continue
-                with open(path, "wb") as fh:
-                    # marshal: plain lists, ints and bytes, 8x faster to write than pickle;
-                    # version 2 (no references): 2x faster to write than 4, 1.5x the size
-                    fh.write(marshal.dumps((part, res.paths), 2))
-            del parts, res
+            del res
         return LoadReport(records, metas[0], metas[1], apex_dname, firsts, apex_soa, names)
 
     def reset(self) -> None:
@@ -342,7 +347,8 @@ class ShardWorker:
                 with open(path, "rb") as fh:
                     # written by a worker of ours into our private (0700) directory; read
                     # whole: marshal.load on a file object reads item by item, 5x slower
-                    out.append(marshal.loads(fh.read()))  # noqa: S302
+                    owners, blobs, paths = marshal.loads(fh.read())  # noqa: S302
+                out.append((unpack_part((owners, blobs)), paths))
                 if not keep:
                     os.unlink(path)
         return out
@@ -758,7 +764,9 @@ def _worker_main(conn: Connection, plan: Plan, opener: KeyOpener, lock: Lock) ->
         _tl = os.environ.get("ZS_TIMELINE")
         if _tl:
             with open(f"{_tl}.{os.getpid()}", "a") as _f:
-                _f.write(f"{method} {time.time() - (time.perf_counter() - started):.4f} {time.time():.4f}\n")
+                _f.write(
+                    f"{method} {time.time() - (time.perf_counter() - started):.4f} {time.time():.4f}\n"
+                )
         conn.send(("ok", (result, round(time.perf_counter() - started, 3), _peak_rss_mb())))
         del result  # not kept alive through the next task (NSEC3: the shard's hashes)
 
