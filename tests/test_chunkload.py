@@ -21,6 +21,9 @@ from signer.zone.chunkload import (
     sample_boundaries,
     shard_of,
     split_nodes,
+    split_nodes_first,
+    split_nodes_packed,
+    unpack_part,
 )
 from signer.zone.loader import load_zone
 from signer.zone.model import RRset, canonical_key, labels, name_from_text
@@ -418,6 +421,25 @@ def test_split_nodes_and_shard_of(tmp_path: Path) -> None:
     for i, part in enumerate(parts):
         assert all(shard_of(owner, keys) == i for owner in part)
     assert split_nodes(dict(nodes), []) == [nodes]
+
+
+@pytest.mark.parametrize("cuts", [(), (50,), (50, 120), (0, 199, 1000)])
+def test_packed_parts_are_the_parts(tmp_path: Path, cuts: tuple[int, ...]) -> None:
+    """A part packed for another process (owners, one blob each) unpacks to the part
+    split_nodes_first makes, owners in the same order, with the same first owner; empty
+    parts stay empty."""
+    path = write(tmp_path, generated_zone(200))
+    nodes = load_chunk(plan_chunks(path, APEX, 1)[0], APEX).nodes
+    keys = sorted(canonical_key(name_from_text(f"d{i:06d}.{ORIGIN}", None)) for i in cuts)
+    packed, firsts = split_nodes_packed(nodes, keys)
+    parts, want_firsts = split_nodes_first(nodes, keys)
+    assert firsts == want_firsts
+    assert len(packed) == len(parts) == len(keys) + 1
+    for (owners, blobs), part in zip(packed, parts, strict=True):
+        assert len(owners) == len(blobs)
+        got = unpack_part((owners, blobs))
+        assert list(got.items()) == list(part.items())
+    assert sum(len(o) for o, _ in packed) == len(nodes)
 
 
 def _is_apex_child_key(key: bytes) -> bool:
