@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -159,41 +160,102 @@ def test_dead_worker_fails_loudly_without_output(
     assert [p for p in os.listdir(tmp_path) if p.startswith(".zonesigner-")] == []
 
 
-def test_nsec3_shard_merged_again_must_match_its_prepared_order(
-    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("what", "message"), [("sum", "not the length"), ("cut", "inside a line")])
+def test_nsec3_records_are_inserted_only_between_names(
+    tmp_path: Path,
+    small_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+    what: str,
+    message: str,
 ) -> None:
-    """NSEC3: the sign stage takes the canonical order and the classification of a shard
-    from the prepare stage. Fault injection: a name dropped from a prepared order (as a
-    bug mixing up shards would) fails the sign loudly, with no output."""
+    """NSEC3: a shard's text is signed first, its NSEC3 records later and put between its
+    names' blocks of lines by their lengths. Fault injection: lengths that do not add up to
+    the text, or that would cut a line, fail the sign loudly, with no output."""
     import marshal
 
     from tests.zone_testlib import write_policy
 
-    real = sharded.ShardWorker.prepare
+    real = sharded.ShardWorker.sign
 
-    def prepare(self: sharded.ShardWorker, shard: int, *args: Any) -> sharded.MergeReport:
+    def sign(self: sharded.ShardWorker, shard: int, *args: Any) -> sharded.SignReport:
         report = real(self, shard, *args)
         if shard == 1:
-            path = os.path.join(self.plan.tmpdir, f"order-{shard}.m")
+            path = os.path.join(self.plan.tmpdir, f"names-{shard}.m")
             with open(path, "rb") as fh:
-                order, kinds, cls = marshal.loads(fh.read())
+                order, lengths, kept = marshal.loads(fh.read())
+            changed = array("Q")
+            changed.frombytes(lengths)
+            if what == "sum":
+                changed[0] += 1
+            else:  # the same sum, every block but the last cut one octet short
+                changed[-1] += len(changed) - 1
+                for i in range(len(changed) - 1):
+                    changed[i] -= 1
             with open(path, "wb") as fh:
-                fh.write(marshal.dumps((order[1:], kinds[1:], cls)))
+                fh.write(marshal.dumps((order, changed.tobytes(), kept)))
         return report
 
     s = _setup(tmp_path, generated_zone(1000))
     pol = tmp_path / "p.yaml"
-    write_policy(pol, "example.", nsec3=True, optout=True)
+    write_policy(pol, "example.", nsec3=True, optout=False)
     out = tmp_path / "out"
     out.write_text("previous\n")
-    monkeypatch.setattr(sharded.ShardWorker, "prepare", prepare)
+    monkeypatch.setattr(sharded.ShardWorker, "sign", sign)
     r = _sign(s, out, "--jobs", "2", "--policy", str(pol))
     assert r.exit_code == 1, r.output
-    assert "shard 1 merged again is not the shard prepared" in r.output
+    assert message in r.output and "nothing was written" in r.output
     assert out.read_text() == "previous\n"
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".zonesigner-")] == []
 
 
-def test_previous_across_chunks_reuses_signatures(tmp_path: Path, small_chunks: None) -> None:
+def test_nsec3_owner_equal_to_a_name_is_refused_across_shards(
+    tmp_path: Path, small_chunks: None
+) -> None:
+    """A name of the zone equal to an NSEC3 owner (here: the apex's hash as a label) is
+    refused when the chain is put into the shards, as in a whole-zone sign."""
+    import base64
+    import hashlib
+
+    from tests.zone_testlib import write_policy
+
+    apex_hash = hashlib.sha1(b"\x07example\x00").digest()  # 0 iterations, no salt
+    label = base64.b32hexencode(apex_hash).decode().lower()
+    s = _setup(tmp_path, generated_zone(1000) + f"{label} 3600 IN TXT collide\n")
+    pol = tmp_path / "p.yaml"
+    write_policy(pol, "example.", nsec3=True, optout=True)
+    out = tmp_path / "out"
+    r = _sign(s, out, "--jobs", "2", "--policy", str(pol))
+    assert r.exit_code != 0, r.output
+    assert "ZONE-NSEC3-COLLISION" in r.output or "equal to an NSEC3 owner" in r.output
+    assert f"{label}.example." in r.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("denial", ["nsec", "nsec3"])
+def test_previous_across_chunks_reuses_signatures(
+    tmp_path: Path, small_chunks: None, denial: str
+) -> None:
+    """Every signature of --previous is reused, the NSEC3 records' too (signed in a stage of
+    their own), but the SOA's."""
+    from tests.zone_testlib import write_policy
+
+    s = _setup(tmp_path, generated_zone(2000))
+    pol = tmp_path / "p.yaml"
+    write_policy(pol, "example.", nsec3=denial == "nsec3", optout=False)
+    first = _summary(s, tmp_path / "a", "--jobs", "2", "--policy", str(pol))
+    again = _summary(
+        s, tmp_path / "b", "--jobs", "2", "--policy", str(pol), "--previous", str(tmp_path / "a")
+    )
+    assert first["counts"]["chain"] > 2000
+    # everything is reused (the SOA's signature too: this policy keeps the serial)
+    assert again["counts"]["rrsigs_created"] == 0
+    assert again["counts"]["rrsigs_reused"] == first["counts"]["rrsigs_created"]
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+
+
+def test_previous_with_a_new_serial_reuses_all_but_the_soa(
+    tmp_path: Path, small_chunks: None
+) -> None:
     s = _setup(tmp_path, generated_zone(2000))
     first = _summary(s, tmp_path / "a", "--jobs", "2")
     again = _summary(s, tmp_path / "b", "--jobs", "2", "--previous", str(tmp_path / "a"))
@@ -327,7 +389,7 @@ def test_apex_read_off_the_load_reports_is_checked(
     s = _setup(tmp_path, generated_zone(3000))
     r = _sign(s, tmp_path / "out", "--jobs", "2")
     assert r.exit_code == 1, r.output
-    assert "the apex read before signing (SOA, DNSKEY) differs" in r.output
+    assert "the apex read before signing (SOA, DNSKEY, NSEC3PARAM) differs" in r.output
     assert not (tmp_path / "out").exists()
 
 

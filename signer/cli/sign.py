@@ -392,10 +392,17 @@ class _Progress:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.stop: Callable[[], None] = lambda: None
+        self.advance: Callable[[int], None] | None = None
+        self.retotal: Callable[[int], None] = lambda total: None
 
     def start(self, total: int) -> Callable[[int], None] | None:
+        """The bar, for ``total`` names; called again, the same bar with a new total (an
+        NSEC3 zone's chain is counted once it is linked)."""
         if not self.enabled:
             return None
+        if self.advance is not None:
+            self.retotal(total)
+            return self.advance
         from rich.progress import Progress
 
         prog = Progress(transient=True)
@@ -406,6 +413,10 @@ class _Progress:
         def advance(n: int) -> None:
             prog.advance(task, n)
 
+        def retotal(total: int) -> None:
+            prog.update(task, total=total)
+
+        self.advance, self.retotal = advance, retotal
         return advance
 
 

@@ -215,6 +215,58 @@ def nsec3_owner(h: bytes, origin: bytes) -> bytes:
     return bytes((len(label),)) + label + origin
 
 
+def nsec3_zone(origin: bytes, records: list[tuple[bytes, bytes]], ttl: int) -> Zone:
+    """The NSEC3 records ``(hash, rdata)`` as a zone of their own (``KIND_NSEC3`` nodes in
+    canonical order): a shard's chain, signed after the rest of the shard (the records of
+    :func:`link_chain` are in canonical order already; others are sorted)."""
+    nodes: dict[bytes, list[RRset]] = {}
+    kinds: dict[bytes, int] = {}
+    owners: list[bytes] = []
+    make = tuple.__new__  # RRset(...) without its Python-level __new__: the same tuple
+    for h, rdata in records:
+        owner = nsec3_owner(h, origin)
+        nodes[owner] = [make(RRset, (owner, T_NSEC3, ttl, (rdata,), ()))]
+        kinds[owner] = KIND_NSEC3
+        owners.append(owner)
+    zone = Zone(origin, nodes, owners, kinds)
+    in_order = all(a < b for a, b in itertools.pairwise(owners))  # same length and suffix
+    if not in_order or len(nodes) != len(owners):
+        zone.sort()
+    return zone
+
+
+def insertion_points(order: list[bytes], owners: list[bytes]) -> list[int]:
+    """For each of ``owners`` (NSEC3 owners, canonical order): how many names of ``order``
+    (a shard's names, canonical order) come before it in the zone. Refuses an owner equal to
+    a name of the shard, as :func:`insert_nsec3` does."""
+    merged: list[bytes] | None = None
+    fast = _INDEX[0]
+    if fast is not None:
+        try:  # in C: an owner comes first when equal to a name
+            merged = fast.merge_names(order, owners)
+        except ValueError:
+            merged = None  # not wire names: sorted below
+    if merged is None:
+        merged = sorted([*owners, *order], key=canonical_key)  # stable: owners first
+    points: list[int] = []
+    j = k = 0
+    n = len(owners)
+    size = len(order)
+    for name in merged:
+        if j < n and name is owners[j]:
+            if k < size and order[k] == name:
+                raise Nsec3Collision(
+                    f"the zone already has a name {name_to_text(name)} equal to an NSEC3 owner"
+                )
+            points.append(k)
+            j += 1
+        else:
+            k += 1
+    if j != n:
+        raise ValueError("insertion_points: the owners are not in canonical order")
+    return points
+
+
 def insert_nsec3(zone: Zone, records: list[tuple[bytes, bytes]], ttl: int) -> None:
     """Add the NSEC3 records ``(hash, rdata)`` as ``KIND_NSEC3`` nodes; keeps ``zone.order``
     canonical. Records in hash order (as :func:`link_chain` returns them) have their owners

@@ -16,23 +16,27 @@ Stages (``W`` = tasks in the workers, ``P`` = in the parent, on small data):
 
 1. P: cut the zone file (and ``--previous``) into byte chunks at owner lines, predicting the
    ``$ORIGIN``/``$TTL`` state at each cut (:func:`signer.zone.chunkload.plan_chunks`).
-2. W ``load``: parse chunk *j*, split its nodes by shard, one pickle per shard (its first
+2. W ``load``: parse chunk *j*, split its nodes by shard, one marshal file per shard (its first
    owner and the apex SOA go into the report). P checks that the speculative cuts were right
    (each chunk ended in the state the next one assumed); if not, or if a chunk after the
    first failed, the file is loaded again as one chunk (so the error reported is the true
    first one).
-3. NSEC3 only, W ``prepare``: shard *j* merges its pieces (TTL and CNAME rules across
-   chunks), sorts, classifies and hashes its chain names and ENTs; P sorts and links the
-   hashes of all shards (collisions refused) and routes each record to the shard owning its
-   owner name.
-   NSEC: P takes each shard's first chain name (its first owner), the NSEC TTL (the apex
-   SOA) and the DNSKEY RRset (the bundle's) from the load reports.
-4. W ``sign``: merge, sort and classify the shard (shard 0 sets the serial and adds the
-   bundle's DNSKEY/CDS/CDNSKEY RRsets and the NSEC3PARAM), add NSEC/NSEC3, sign (reusing
-   ``--previous`` signatures), render the signed text to a part file and self-verify it
-   (:func:`verify_shard`), batch by batch. P checks that what it read off the load reports
-   is what the shards found (else nothing is written).
-5. P combines the verification (NSEC joints, the NSEC3 chain on compact lists) while it
+3. P takes what the shards need from each other off the load reports: each shard's first
+   chain name (NSEC: its first owner), the NSEC/NSEC3 TTL (the apex SOA), the DNSKEY RRset
+   (the bundle's) and the NSEC3PARAM.
+4. W ``sign``: merge the shard's pieces (TTL and CNAME rules across chunks), sort and
+   classify it (shard 0 sets the serial and adds the bundle's DNSKEY/CDS/CDNSKEY RRsets and
+   the NSEC3PARAM), add NSEC, sign (reusing ``--previous`` signatures), render the signed
+   text to a part file and self-verify it (:func:`verify_shard`), batch by batch. P checks
+   that what it read off the load reports is what the shards found (else nothing is
+   written). NSEC3: the shard's chain names and ENTs are hashed; its text, without the
+   chain, is written with its names and each one's text length.
+5. NSEC3 only: P sorts and links the hashes of all shards (collisions refused) and routes
+   each record to the shard owning its owner name; W ``sign_nsec3`` signs, renders and
+   verifies the shard's NSEC3 records and writes its part: the text of stage 4 with each
+   record's block of lines inserted where its owner is in canonical order. (Merging each
+   shard once, not twice as when the chain was linked first, saves ~1 s at 1M.)
+6. P combines the verification (NSEC joints, the NSEC3 chain on compact lists) while it
    streams the parts in order into the temporary output file (SHA-256), which the caller
    renames. The output is byte-identical for any number of shards and workers.
 
@@ -83,6 +87,7 @@ from signer.zone.loader import Scratch
 from signer.zone.model import (
     T_DNAME,
     T_DNSKEY,
+    T_NSEC3,
     T_RRSIG,
     T_SOA,
     RRset,
@@ -99,9 +104,10 @@ from signer.zone.nsec3 import (
     chain_entries,
     check_iterations,
     hash_entries,
-    insert_nsec3,
+    insertion_points,
     link_chain,
     nsec3_owner,
+    nsec3_zone,
     nsec3param_rrset,
 )
 from signer.zone.rules import Classification, classify
@@ -229,7 +235,7 @@ class SignReport:
     part_bytes: int
     verification: list[ShardVerification]  # one per batch, in order
     index: OutputIndex | None
-    merge: MergeReport  # NSEC3: hashed is empty (see ShardWorker.prepare)
+    merge: MergeReport | None  # None: sign_nsec3's (NSEC3: hashed emptied once linked)
 
 
 @dataclass(frozen=True)
@@ -327,20 +333,13 @@ class ShardWorker:
     def _part_path(self, tag: str, shard: int, ci: int) -> str:
         return os.path.join(self.plan.tmpdir, f"{tag}-{shard}-{ci}.pkl")
 
-    def _parts(
-        self, tag: str, shard: int, nchunks: int, keep: bool
-    ) -> list[tuple[Scratch, list[str]]]:
-        """The pieces of ``shard`` from every chunk, in file order; ``keep``: leave them for
-        a later stage (a kept piece is then read again, not consumed)."""
+    def _parts(self, tag: str, shard: int, nchunks: int) -> list[tuple[Scratch, list[str]]]:
+        """The pieces of ``shard`` from every chunk, in file order (consumed)."""
         out = []
         for ci in range(nchunks):
             path = self._part_path(tag, shard, ci)
-            mine = self.kept.get(path)
+            mine = self.kept.pop(path, None)
             if mine is not None:
-                if keep:  # merge_nodes consumes its parts: give it a copy
-                    mine = ({k: [list(e) for e in v] for k, v in mine[0].items()}, mine[1])
-                else:
-                    del self.kept[path]
                 out.append(mine)
                 continue
             if os.path.exists(path):
@@ -349,55 +348,27 @@ class ShardWorker:
                     # whole: marshal.load on a file object reads item by item, 5x slower
                     owners, blobs, paths = marshal.loads(fh.read())  # noqa: S302
                 out.append((unpack_part((owners, blobs)), paths))
-                if not keep:
-                    os.unlink(path)
+                os.unlink(path)
         return out
 
     # -- stage 3 ---------------------------------------------------------------------------
     def _merge(
-        self, shard: int, loaded: Loaded, *, keep: bool, hash_chain: bool
+        self, shard: int, loaded: Loaded, *, hash_chain: bool
     ) -> tuple[Zone, Previous | None, MergeReport]:
         """Shard ``shard`` as a classified zone: its pieces merged (TTL and CNAME rules
         across chunks), sorted, classified; shard 0 sets the serial and adds the bundle's
         RRsets (and the NSEC3PARAM). ``hash_chain``: hash its NSEC3 chain names and ENTs."""
         plan = self.plan
         origin = plan.origin
-        zone = merge_nodes(self._parts("z", shard, loaded.zone_chunks, keep), origin)
+        zone = merge_nodes(self._parts("z", shard, loaded.zone_chunks), origin)
         previous: Previous | None = None
         if plan.previous is not None:
-            prev = merge_nodes(self._parts("p", shard, loaded.prev_chunks, keep), origin)
+            prev = merge_nodes(self._parts("p", shard, loaded.prev_chunks), origin)
             previous = _previous_from(prev)
             del prev
         first = shard == 0
-        # NSEC3 merges each shard twice (prepare, sign): the second time the canonical
-        # order and the classification come from the first (sorting and classifying a
-        # shard again cost ~2 s of CPU at 1M delegations)
-        order_path = os.path.join(plan.tmpdir, f"order-{shard}.m")
-        if hash_chain or not os.path.exists(order_path):
-            zone.sort()
-            cls = classify(zone, apex=first, apex_dname=loaded.apex_dname)
-            if hash_chain:
-                kinds_of = zone.kinds
-                with open(order_path, "wb") as fh:
-                    fh.write(
-                        marshal.dumps(
-                            (zone.order, bytes([kinds_of[n] for n in zone.order]),
-                             dataclasses.astuple(cls)),
-                            2,
-                        )
-                    )  # fmt: skip
-        else:
-            with open(order_path, "rb") as fh:
-                order, kind_codes, fields = marshal.loads(fh.read())  # noqa: S302 (ours)
-            os.unlink(order_path)
-            if len(order) != len(zone.nodes) or len(kind_codes) != len(order):
-                raise WorkerFailed(
-                    f"internal error: shard {shard} merged again is not the shard prepared; "
-                    "nothing was written"
-                )
-            zone.order = order
-            zone.kinds = dict(zip(order, kind_codes, strict=True))
-            cls = Classification(*fields)
+        zone.sort()
+        cls = classify(zone, apex=first, apex_dname=loaded.apex_dname)
         serial = ttl = None
         dnskey = None
         param = None
@@ -436,34 +407,159 @@ class ShardWorker:
         )  # fmt: skip
         return zone, previous, report
 
-    def prepare(self, shard: int, loaded: Loaded) -> MergeReport:
-        """NSEC3, first pass: the shard's chain hashes (its pieces stay for :meth:`sign`)."""
-        zone, _, report = self._merge(shard, loaded, keep=True, hash_chain=True)
-        del zone
-        return report
-
-    # -- stage 5 ---------------------------------------------------------------------------
+    # -- stage 3 ---------------------------------------------------------------------------
     def sign(
         self,
         shard: int,
         loaded: Loaded,
         wrap_to: bytes | None,
-        nsec3_records: list[tuple[bytes, bytes]] | None,
         ctx: ShardContext,
         sample_min: int,
     ) -> SignReport:
+        """Merge, classify and sign the shard, render it to its part file and verify it.
+
+        NSEC3: everything but the chain, whose names are hashed for the parent to link; the
+        text goes to ``text-N.txt`` with the names and each one's text length, for
+        :meth:`sign_nsec3` to put the shard's NSEC3 records in their places."""
         plan = self.plan
-        zone, previous, merged = self._merge(shard, loaded, keep=False, hash_chain=False)
-        if shard == 0 and (merged.negative_ttl != ctx.negative_ttl or merged.dnskey != ctx.dnskey):
+        nsec3 = plan.denial.mode == "nsec3"
+        zone, previous, merged = self._merge(shard, loaded, hash_chain=nsec3)
+        if shard == 0 and (
+            merged.negative_ttl != ctx.negative_ttl
+            or merged.dnskey != ctx.dnskey
+            or merged.nsec3param != ctx.nsec3param
+        ):
             raise WorkerFailed(
-                "internal error: the apex read before signing (SOA, DNSKEY) differs from the "
-                "merged apex; nothing was written"
+                "internal error: the apex read before signing (SOA, DNSKEY, NSEC3PARAM) differs "
+                "from the merged apex; nothing was written"
             )
-        nsec = nsec3_records is None
-        chain = 0
-        if nsec3_records is not None:
-            insert_nsec3(zone, nsec3_records, ctx.negative_ttl)
-            chain = len(nsec3_records)
+        lengths: array[int] | None = array("Q") if plan.want_index or nsec3 else None
+        tmpdir = plan.tmpdir
+        part = os.path.join(tmpdir, f"text-{shard}.txt" if nsec3 else f"part-{shard}.txt")
+        with open(part, "wb") as fh:
+            done = self._sign_zone(
+                zone, previous, fh.write, lengths, None if nsec3 else wrap_to, ctx, sample_min,
+                apex=shard == 0,
+            )  # fmt: skip
+        index = None
+        if nsec3:
+            assert lengths is not None
+            # what sign_nsec3 needs of this shard: its names, their text lengths and the
+            # NSEC3 RRsets of --previous (their signatures may be reused)
+            kept = [
+                (rs.owner, rs.ttl, rs.rdatas, rs.sigs)
+                for (_, rtype), rs in (previous or {}).items()
+                if rtype == T_NSEC3
+            ]
+            with open(os.path.join(tmpdir, f"names-{shard}.m"), "wb") as fh:
+                fh.write(marshal.dumps((zone.order, lengths.tobytes(), kept), 2))
+        elif lengths is not None:
+            index = OutputIndex.of(zone.order, lengths)
+        count = len(zone.order)
+        del zone, previous
+        return done.report(count, index, merged)
+
+    # -- stage 4 (NSEC3) -------------------------------------------------------------------
+    def sign_nsec3(
+        self,
+        shard: int,
+        records: list[tuple[bytes, bytes]],
+        ctx: ShardContext,
+        sample_min: int,
+    ) -> SignReport:
+        """Sign, render and verify the shard's NSEC3 records (linked by the parent), and
+        write its part: the text :meth:`sign` made with each NSEC3 owner's block inserted
+        where the owner is in canonical order."""
+        plan = self.plan
+        tmpdir = plan.tmpdir
+        names_path = os.path.join(tmpdir, f"names-{shard}.m")
+        with open(names_path, "rb") as fh:
+            order, lengths_bytes, kept = marshal.loads(fh.read())  # noqa: S302 (ours)
+        os.unlink(names_path)
+        lengths: array[int] = array("Q")
+        lengths.frombytes(lengths_bytes)
+        zone = nsec3_zone(plan.origin, records, ctx.negative_ttl)
+        owners = zone.order
+        points = insertion_points(order, owners)  # refuses an owner equal to a name
+        previous: Previous | None = None
+        if plan.previous is not None:
+            make = tuple.__new__
+            previous = {
+                (o, T_NSEC3): make(RRset, (o, T_NSEC3, ttl, rdatas, sigs))
+                for o, ttl, rdatas, sigs in kept
+            }
+        pieces: list[bytes] = []
+        nlengths: array[int] = array("Q")
+        done = self._sign_zone(
+            zone, previous, pieces.append, nlengths, None, ctx, sample_min, apex=False
+        )
+        done.chain = len(owners)
+        text_path = os.path.join(tmpdir, f"text-{shard}.txt")
+        with open(text_path, "rb") as fh:
+            text = fh.read()
+        os.unlink(text_path)
+        chain = b"".join(pieces)
+        del pieces
+        starts = list(itertools.accumulate(lengths, initial=0))
+        cstarts = list(itertools.accumulate(nlengths, initial=0))
+        # the text is cut only between names' blocks of lines: refuse lengths that do not
+        # add up to it, or a cut that is not at the start of a line
+        if starts[-1] != len(text) or cstarts[-1] != len(chain):
+            raise WorkerFailed(
+                f"internal error: shard {shard}'s text is not the length its names add up to; "
+                "nothing was written"
+            )
+        tv, cv = memoryview(text), memoryview(chain)
+        out: list[memoryview] = []
+        at = 0
+        for j, k in enumerate(points):
+            pos = starts[k]
+            if pos and text[pos - 1] != 0x0A:
+                raise WorkerFailed(
+                    f"internal error: shard {shard}'s NSEC3 records would be inserted inside "
+                    "a line; nothing was written"
+                )
+            if pos > at:
+                out.append(tv[at:pos])
+                at = pos
+            out.append(cv[cstarts[j] : cstarts[j + 1]])
+        out.append(tv[at:])
+        with open(os.path.join(tmpdir, f"part-{shard}.txt"), "wb") as fh:
+            fh.writelines(out)
+        del out, tv, cv, text, chain
+        index = None
+        if plan.want_index:
+            names: list[bytes] = []
+            merged_lengths: array[int] = array("Q")
+            prev = 0
+            for j, k in enumerate(points):
+                names.extend(order[prev:k])
+                merged_lengths.extend(lengths[prev:k])
+                names.append(owners[j])
+                merged_lengths.append(nlengths[j])
+                prev = k
+            names.extend(order[prev:])
+            merged_lengths.extend(lengths[prev:])
+            index = OutputIndex.of(names, merged_lengths)
+        return done.report(len(owners), index, None)
+
+    def _sign_zone(
+        self,
+        zone: Zone,
+        previous: Previous | None,
+        write: Callable[[bytes], object],
+        lengths: array[int] | None,
+        wrap_to: bytes | None,
+        ctx: ShardContext,
+        sample_min: int,
+        *,
+        apex: bool,
+    ) -> _Signed:
+        """Sign ``zone`` batch by batch: NSEC added (``wrap_to``: the first chain name after
+        the zone, for NSEC), signed (reusing ``previous``), rendered to ``write`` (each
+        name's text length appended to ``lengths``) and verified. ``apex``: the first batch
+        holds the apex."""
+        plan = self.plan
         key = self.key
         if key is None:
             if self.key_lock is not None:
@@ -472,68 +568,80 @@ class ShardWorker:
             else:
                 key = open_key_retrying(self.opener)
             self.key = key  # opened once per process, for every shard it signs
-        lengths: array[int] | None = array("Q") if plan.want_index else None
         rctx = RangeContext(
             zone, plan.params, plan.times, previous, plan.refresh, fast_signer(key), lengths
         )
-        created = reused = signed = rrsets = 0
-        lo, hi = 0xFFFFFFFFFFFF, 0
-        written = 0
-        part = os.path.join(plan.tmpdir, f"part-{shard}.txt")
+        done = _Signed()
         v = plan.verify
-        verdicts: list[ShardVerification] = []
         order = zone.order
         nodes = zone.nodes
         kinds = zone.kinds
         batches = _batches(order, zone.origin)
+        nsec = wrap_to is not None
         nexts = _batch_wraps(zone, batches, wrap_to if wrap_to is not None else zone.origin)
-        with open(part, "wb") as fh:
-            for (start, end), nxt in zip(batches, nexts, strict=True):
-                names = order[start:end]
-                mine = dict(zip(names, map(nodes.__getitem__, names), strict=True))
-                batch = Zone(zone.origin, mine, names, kinds)
-                if nsec:  # added batch by batch, like the signatures
-                    chain += add_nsec(batch, wrap_to=nxt, ttl=ctx.negative_ttl)
-                res = sign_range(rctx, start, end)
-                fh.write(res.text)
-                written += len(res.text)
-                created += res.created
-                reused += res.reused
-                if res.sigs:
-                    lo = min(lo, res.min_exp)
-                    hi = max(hi, res.max_exp)
-                signed += len(res.sigs)
-                # Verified as soon as signed, then dropped: only one batch of signatures,
-                # NSEC/NSEC3 records and verifier state is in memory at a time.
-                first = shard == 0 and start == 0  # the batch holding the apex
-                verdicts.append(
-                    verify_shard(
-                        batch,
-                        dataclasses.replace(ctx, index=0 if first else 1, next_chain_name=nxt),
-                        trust_anchor_ds=v.trust_anchor,
-                        now=plan.times.now,
-                        level=v.level,
-                        zsk=v.zsk,
-                        min_validity=v.min_validity,
-                        sample_min=sample_min,
-                    )
+        for (start, end), nxt in zip(batches, nexts, strict=True):
+            names = order[start:end]
+            mine = dict(zip(names, map(nodes.__getitem__, names), strict=True))
+            batch = Zone(zone.origin, mine, names, kinds)
+            if nsec:  # added batch by batch, like the signatures
+                done.chain += add_nsec(batch, wrap_to=nxt, ttl=ctx.negative_ttl)
+            res = sign_range(rctx, start, end)
+            write(res.text)
+            done.written += len(res.text)
+            done.created += res.created
+            done.reused += res.reused
+            if res.sigs:
+                done.lo = min(done.lo, res.min_exp)
+                done.hi = max(done.hi, res.max_exp)
+            done.signed += len(res.sigs)
+            # Verified as soon as signed, then dropped: only one batch of signatures,
+            # NSEC/NSEC3 records and verifier state is in memory at a time.
+            first = apex and start == 0  # the batch holding the apex
+            done.verdicts.append(
+                verify_shard(
+                    batch,
+                    dataclasses.replace(ctx, index=0 if first else 1, next_chain_name=nxt),
+                    trust_anchor_ds=v.trust_anchor,
+                    now=plan.times.now,
+                    level=v.level,
+                    zsk=v.zsk,
+                    min_validity=v.min_validity,
+                    sample_min=sample_min,
                 )
-                rrsets += batch.rrset_count()
-                # the shard's RRsets stay until it is done (freed all at once): freeing each
-                # batch's as it was signed (deleting its names from the dicts, or emptying
-                # their lists) cost ~1 s at 1M NSEC3, for ~5-15 MB less per worker
-                del batch, mine, names, res
-                if self.progress is not None:
-                    self.progress(end - start)
-        if not nsec:  # the chain lists travel and wait in the parent as bytes
-            for verdict in verdicts:
+            )
+            done.rrsets += batch.rrset_count()
+            # the zone's RRsets stay until it is done (freed all at once): freeing each
+            # batch's as it was signed (deleting its names from the dicts, or emptying
+            # their lists) cost ~1 s at 1M NSEC3, for ~5-15 MB less per worker
+            del batch, mine, names, res
+            if self.progress is not None:
+                self.progress(end - start)
+        if plan.denial.mode == "nsec3":  # the chain lists travel and wait in the parent
+            for verdict in done.verdicts:
                 verdict.pack_nsec3()
-        index = OutputIndex.of(order, lengths) if lengths is not None else None
-        count = len(order)
-        del zone, previous, rctx, order, nodes, kinds
+        return done
+
+
+@dataclass
+class _Signed:
+    """What :meth:`ShardWorker._sign_zone` counted."""
+
+    created: int = 0
+    reused: int = 0
+    signed: int = 0
+    lo: int = 0xFFFFFFFFFFFF
+    hi: int = 0
+    rrsets: int = 0
+    chain: int = 0
+    written: int = 0
+    verdicts: list[ShardVerification] = field(default_factory=list)
+
+    def report(
+        self, names: int, index: OutputIndex | None, merged: MergeReport | None
+    ) -> SignReport:
         return SignReport(
-            created, reused, signed, lo if signed else 0, hi, count,
-            rrsets, chain, written, verdicts, index, merged,
+            self.created, self.reused, self.signed, self.lo if self.signed else 0, self.hi,
+            names, self.rrsets, self.chain, self.written, self.verdicts, index, merged,
         )  # fmt: skip
 
 
@@ -761,12 +869,6 @@ def _worker_main(conn: Connection, plan: Plan, opener: KeyOpener, lock: Lock) ->
             conn.send(("error", picklable_error(exc)))
             continue
         del args
-        _tl = os.environ.get("ZS_TIMELINE")
-        if _tl:
-            with open(f"{_tl}.{os.getpid()}", "a") as _f:
-                _f.write(
-                    f"{method} {time.time() - (time.perf_counter() - started):.4f} {time.time():.4f}\n"
-                )
         conn.send(("ok", (result, round(time.perf_counter() - started, 3), _peak_rss_mb())))
         del result  # not kept alive through the next task (NSEC3: the shard's hashes)
 
@@ -844,8 +946,9 @@ def sign_sharded(
 
     ``out_dir``: where the shards' temporary files go (the output's directory: same
     file system, and the caller can write there). ``key``: the ZSK already opened by the caller (used when there is one shard; workers
-    open their own). ``progress_start(total)`` is called once the RRset count is known and
-    returns the per-batch progress callback. ``want_index``: return the
+    open their own). ``progress_start(total)`` is called once the name count is known (again
+    with a larger total once an NSEC3 chain is linked) and returns the per-batch progress
+    callback. ``want_index``: return the
     :class:`OutputIndex` of the output (:attr:`ShardedResult.index`). ``meanwhile``: called
     once the workers are forked, before they load (to start a thread of the caller's own:
     starting it before the fork would copy its state into every worker).
@@ -857,10 +960,6 @@ def sign_sharded(
 
     def lap(what: str) -> None:
         nonlocal mark
-        _tl = os.environ.get("ZS_TIMELINE")
-        if _tl:
-            with open(f"{_tl}.parent", "a") as _f:
-                _f.write(f"lap-{what} {time.time():.4f}\n")
         now = time.perf_counter()
         t[what] = round(now - mark, 3)
         mark = now
@@ -908,58 +1007,61 @@ def sign_sharded(
         lap("start")
         loaded, loads = _load(pool, plan, chunks, prev_chunks)
         lap("load")
-        sign_args: list[tuple[object, ...] | None] = []
-        nexts: list[bytes] = []
+        nsec3 = denial.mode == "nsec3"
         nsec3_hashes = b""
-        if denial.mode == "nsec3":
-            prepared: list[MergeReport] = pool.map("prepare", [(i, loaded) for i in range(n)])
-            lap("rules")
-            head = prepared[0]
-            assert head.negative_ttl is not None and head.dnskey is not None
-            total = sum(m.names for m in prepared)
-            routed = _route_nsec3(prepared, plan)
-            if want_index:  # the chain's hashes in order, for the incremental state
-                nsec3_hashes = b"".join(map(itemgetter(0), itertools.chain.from_iterable(routed)))
-            for m in prepared:
-                m.hashed.clear()  # linked and routed: not needed any more
-            total += sum(len(r) for r in routed)
-            for i in range(n):
-                ctx = _context(plan, i, head.dnskey, head.negative_ttl, head.nsec3param, b"")
-                sign_args.append((i, loaded, None, routed[i], ctx))
-            del routed
-        else:
-            # The shards merge and sign in one stage: what they need from each other is read
-            # off the load reports (checked after signing, before anything is written).
-            firsts = _shard_firsts(loads, n, loaded.apex_dname)
-            nexts = _nsec_wraps(firsts, origin)
-            dnskey = _bundle_dnskey(plan)
-            ttl = _negative_ttl(loads)
-            total = sum(r.names for r in loads)  # owners seen in several chunks count twice
-            for i in range(n):
-                ctx = _context(plan, i, dnskey, ttl, None, nexts[i])
-                sign_args.append((i, loaded, nexts[i], None, ctx))
-            lap("rules")
+        # The shards merge and sign in one stage: what they need from each other is read off
+        # the load reports (checked after signing, before anything is written). NSEC3: the
+        # chain, linked from the hashes the shards report, is signed in a stage of its own.
+        dnskey = _bundle_dnskey(plan)
+        ttl = _negative_ttl(loads)
+        param = nsec3param_rrset(origin, ttl, denial.salt, denial.iterations).rdatas[0]
+        nexts = [b""] * n
+        if not nsec3:
+            nexts = _nsec_wraps(_shard_firsts(loads, n, loaded.apex_dname), origin)
+        contexts = [
+            _context(plan, i, dnskey, ttl, param if nsec3 else None, nexts[i]) for i in range(n)
+        ]
+        total = sum(r.names for r in loads)  # owners seen in several chunks count twice
         # each batch verifies its share of the sample's minimum size
         per_batch = max(1, -(-SAMPLE_MIN * RANGE_NAMES // max(1, total)))
-        sign_args = [(*a, per_batch) for a in sign_args if a is not None]
+        sign_args: list[tuple[object, ...] | None] = [
+            (i, loaded, None if nsec3 else nexts[i], contexts[i], per_batch) for i in range(n)
+        ]
         if progress_start is not None:
             progress_cb[0] = progress_start(total)
-        lap("denial")
+        lap("rules")
         # the parts are copied into the output as soon as they and those before them are
         # done, while the workers sign the rest (the parent has nothing else to do then)
         copier = _PartCopier(tmpdir, n, out, digest)
-        signed: list[SignReport] = pool.map("sign", sign_args, copier.done)
-        pool.close()  # the workers exit (and give their memory back) before what follows
+        signed: list[SignReport] = pool.map("sign", sign_args, None if nsec3 else copier.done)
         lap("sign")
-        if denial.mode == "nsec3":
-            merged = prepared
+        merged = [s.merge for s in signed if s.merge is not None]
+        if nsec3:
+            routed = _route_nsec3(merged, plan)
+            if want_index:  # the chain's hashes in order, for the incremental state
+                nsec3_hashes = b"".join(map(itemgetter(0), itertools.chain.from_iterable(routed)))
+            for m in merged:
+                m.hashed.clear()  # linked and routed: not needed any more
+            chain_total = sum(len(r) for r in routed)
+            chain_args: list[tuple[object, ...] | None] = [
+                (i, routed[i], contexts[i], per_batch) for i in range(n)
+            ]
+            del routed
+            if progress_start is not None:
+                progress_cb[0] = progress_start(total + chain_total)
+            lap("denial")
+            chained: list[SignReport] = pool.map("sign_nsec3", chain_args, copier.done)
+            lap("nsec3_chain")
         else:
-            merged = [s.merge for s in signed]
+            chained = []
             if _nsec_wraps([m.first_chain for m in merged], origin) != nexts:
                 raise WorkerFailed(
                     "internal error: the NSEC chain was linked across shards from names that "
                     "were not the shards' first chain names; nothing was written"
                 )
+        pool.close()  # the workers exit (and give their memory back) before what follows
+        indexed = chained if nsec3 else signed
+        signed += chained
         head = merged[0]
         verdicts = [b for s in signed for b in s.verification]
         t["verify_in_shards"] = round(sum(b.seconds for b in verdicts) / workers, 3)
@@ -1014,7 +1116,7 @@ def sign_sharded(
         timings=t,
         shard_seconds=shard_seconds,
         shard_peak_mb=shard_peak,
-        index=_join_index([s.index for s in signed]) if want_index else None,
+        index=_join_index([s.index for s in indexed]) if want_index else None,
         nsec3_hashes=nsec3_hashes,
     )
 
