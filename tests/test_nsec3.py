@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dns.dnssec
@@ -148,3 +149,86 @@ def test_insert_nsec3_merges_owners_into_the_canonical_order() -> None:
         insert_nsec3(z, [(h, b"rdata") for h in hashes], 60)
         assert z.order == sorted(z.nodes, key=canonical_key), trial
         assert len(z.order) == len(z.nodes)
+
+
+def _shard_and_owners(seed: int) -> tuple[list[bytes], list[bytes], bytes]:
+    import random
+
+    from signer.zone.model import canonical_key
+
+    rnd = random.Random(seed)
+    origin = b"\x07example\x00"
+    names = {origin}
+    for _ in range(300):  # delegations, some with names below them, and ENT-like depths
+        label = bytes(rnd.choice(b"abc0-z") for _ in range(rnd.randint(1, 4)))
+        child = bytes((len(label),)) + label + origin
+        names.add(child)
+        if rnd.random() < 0.2:
+            names.add(b"\x02ns" + child)
+    order = sorted(names, key=canonical_key)
+    owners = sorted(
+        {
+            b"\x20" + b32hex(bytes(rnd.getrandbits(8) for _ in range(20))) + origin
+            for _ in range(60)
+        },
+        key=canonical_key,
+    )
+    return order, owners, origin
+
+
+@pytest.fixture(params=["c", "python"])
+def merge_in(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The owners merged among the names in C (_index.merge_names) or in Python (the
+    compiled module reads its _INDEX list's item: it is swapped, not the list)."""
+    from signer.zone import nsec3
+
+    fast = nsec3._INDEX[0]
+    if request.param == "c" and fast is None:
+        pytest.skip("no C helpers in use: make accel")
+    if request.param == "python":
+        nsec3._INDEX[0] = None
+    try:
+        yield request.param
+    finally:
+        nsec3._INDEX[0] = fast
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_insertion_points_are_where_owners_sort(seed: int, merge_in: str) -> None:
+    """Where a shard's NSEC3 owners go among its names (the NSEC3 stage inserts their lines
+    there): for each owner, the number of names before it in canonical order."""
+    from signer.zone import nsec3
+    from signer.zone.model import canonical_key
+
+    order, owners, _ = _shard_and_owners(seed)
+    want = [sum(canonical_key(n) < canonical_key(o) for n in order) for o in owners]
+    assert nsec3.insertion_points(order, owners) == want
+    assert nsec3.insertion_points(order, []) == []
+    assert nsec3.insertion_points([], owners) == [0] * len(owners)
+
+
+def test_insertion_points_refuse_an_owner_equal_to_a_name(merge_in: str) -> None:
+    from signer.zone import nsec3
+    from signer.zone.model import canonical_key
+
+    order, owners, _ = _shard_and_owners(7)
+    clash = sorted([*order, owners[3]], key=canonical_key)
+    with pytest.raises(nsec3.Nsec3Collision, match="equal to an NSEC3 owner"):
+        nsec3.insertion_points(clash, [bytes(o) for o in owners])
+
+
+def test_nsec3_zone_is_a_shards_chain_in_canonical_order() -> None:
+    """The records of a shard's chain as a zone of their own: NSEC3 nodes, in canonical
+    order whether or not the records came in it."""
+    from signer.zone.model import KIND_NSEC3, T_NSEC3, canonical_key
+    from signer.zone.nsec3 import nsec3_owner, nsec3_zone
+
+    origin = b"\x07example\x00"
+    recs = [(bytes([i]) * 20, b"rdata%d" % i) for i in (9, 3, 200, 7)]
+    z = nsec3_zone(origin, recs, 300)
+    assert z.order == sorted(z.nodes, key=canonical_key)
+    assert set(z.order) == {nsec3_owner(h, origin) for h, _ in recs}
+    for h, rd in recs:
+        (rs,) = z.nodes[nsec3_owner(h, origin)]
+        assert (rs.rtype, rs.ttl, rs.rdatas, rs.sigs) == (T_NSEC3, 300, (rd,), ())
+        assert z.kinds[rs.owner] == KIND_NSEC3
