@@ -298,3 +298,33 @@ def test_find_refuses_what_does_not_fit() -> None:
     bad[8 * 3 : 8 * 4] = (10**6).to_bytes(8, "little")  # bucket 3 starts past the keys
     with pytest.raises(ValueError, match="not a table"):
         fast.find(keys, 20, bytes(bad), keys, True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=2, max_size=2), st.binary(min_size=18, max_size=18)),
+        max_size=300,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_sort_by_hash_is_a_stable_sort(keys: list[tuple[bytes, bytes]], rnd: random.Random) -> None:
+    """The NSEC3 chain's entries sorted by hash in C (counting sort on two octets, then
+    insertion sort) are list.sort's, equal hashes in their order; the same tuples."""
+    from operator import itemgetter
+
+    fast = inc._INDEX[0]
+    entries = [(a + b, f"bitmap{i}".encode(), b"name") for i, (a, b) in enumerate(keys)]
+    entries += [(e[0], b"dup", b"name") for e in rnd.sample(entries, min(5, len(entries)))]
+    rnd.shuffle(entries)
+    got = fast.sort_by_hash(entries)
+    assert got == sorted(entries, key=itemgetter(0))
+    assert all(x is y for x, y in zip(got, sorted(entries, key=itemgetter(0)), strict=True))
+
+
+def test_sort_by_hash_refuses_other_entries() -> None:
+    fast = inc._INDEX[0]
+    assert fast.sort_by_hash([]) == []
+    for bad in ([(b"x" * 19, b"", b"")], [(b"x" * 21,)], [b"x" * 20], [()], [("x" * 20,)]):
+        with pytest.raises(ValueError):
+            fast.sort_by_hash(bad)

@@ -40,6 +40,13 @@
  *   to it, or -1; else only the positions of the queries found, ascending. The NSEC3 chain
  *   check (verify._nsec3_chain) looks up the names' hashes among the records'
  *
+ * sort_by_hash(entries) -> list
+ *   entries: a list of tuples whose first item is a hash of HASH_WIDTH (20) octets (an
+ *   NSEC3 chain's entries; ValueError for anything else). A new list of the same tuples,
+ *   sorted by hash, stable (equal hashes keep their order): nsec3.sort_chain. A counting
+ *   sort on the first two octets, then insertion sort within each bucket (300k entries:
+ *   ~6 per bucket).
+ *
  * bisect_fixed(blob, width, key, right) -> int
  *   bisect.bisect_left (right: bisect_right) of key among the sorted records of ``width``
  *   octets that blob is made of (the NSEC3 chain's hashes).
@@ -198,6 +205,64 @@ done:
     PyBuffer_Release(&blob);
     PyBuffer_Release(&ends);
     PyBuffer_Release(&child);
+    return res;
+}
+
+#define HASH_WIDTH 20
+
+static PyObject *sort_by_hash(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *entries;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &entries))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(entries);
+    const unsigned char **keys = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(*keys));
+    Py_ssize_t *at = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(*at));
+    Py_ssize_t *start = PyMem_Calloc(65537, sizeof(*start));
+    PyObject *res = NULL;
+    if (keys == NULL || at == NULL || start == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(entries, i);
+        PyObject *h = PyTuple_Check(t) && PyTuple_GET_SIZE(t) ? PyTuple_GET_ITEM(t, 0) : NULL;
+        if (h == NULL || !PyBytes_Check(h) || PyBytes_GET_SIZE(h) != HASH_WIDTH) {
+            PyErr_SetString(PyExc_ValueError, "sort_by_hash: an entry without a 20-octet hash");
+            goto done;
+        }
+        keys[i] = (const unsigned char *)PyBytes_AS_STRING(h);
+        start[((unsigned)keys[i][0] << 8 | keys[i][1]) + 1]++;
+    }
+    for (int b = 0; b < 65536; b++)
+        start[b + 1] += start[b];
+    /* counting sort by the first two octets (stable), then insertion sort in each bucket */
+    for (Py_ssize_t i = 0; i < n; i++)
+        at[start[(unsigned)keys[i][0] << 8 | keys[i][1]]++] = i;
+    Py_ssize_t lo = 0;
+    for (int b = 0; b < 65536; b++) {
+        Py_ssize_t hi = start[b]; /* the bucket's end (its start moved there) */
+        for (Py_ssize_t j = lo + 1; j < hi; j++) {
+            Py_ssize_t v = at[j], k = j;
+            while (k > lo && memcmp(keys[at[k - 1]] + 2, keys[v] + 2, HASH_WIDTH - 2) > 0) {
+                at[k] = at[k - 1];
+                k--;
+            }
+            at[k] = v;
+        }
+        lo = hi;
+    }
+    res = PyList_New(n);
+    if (res == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(entries, at[i]);
+        Py_INCREF(t);
+        PyList_SET_ITEM(res, i, t);
+    }
+done:
+    PyMem_Free(keys);
+    PyMem_Free(at);
+    PyMem_Free(start);
     return res;
 }
 
@@ -467,6 +532,8 @@ static PyMethodDef methods[] = {
      "Two lists of names in canonical order merged into one."},
     {"common_prefix", common_prefix, METH_VARARGS,
      "The length of the common prefix of a[i:] and b[j:] (two buffers)."},
+    {"sort_by_hash", sort_by_hash, METH_VARARGS,
+     "A list of tuples sorted (stably) by their first item, a 20-octet hash."},
     {"bisect_fixed", bisect_fixed, METH_VARARGS,
      "bisect_left (or _right) of a key among sorted records of one width in a blob."},
     {"input_scan", input_scan, METH_VARARGS,

@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import itertools
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, Final
 
@@ -185,29 +185,52 @@ def hash_entries(entries: dict[bytes, list[int]], salt: bytes, iterations: int) 
     return out
 
 
-def link_chain(
-    hashed: list[Hashed], *, salt: bytes, iterations: int, optout: bool
+def sort_chain(hashed: list[Hashed]) -> None:
+    """Sort the chain entries (in place) by hash; refuses a collision (two equal hashes)."""
+    fast = _INDEX[0]
+    try:
+        if fast is None:
+            raise ValueError
+        # in C (_index.sort_by_hash, 20-octet hashes only: a ValueError for others)
+        hashed[:] = fast.sort_by_hash(hashed)
+    except ValueError:
+        hashed.sort(key=_hash_of)  # one comparison per step (a tuple's takes two)
+    for i in range(1, len(hashed)):
+        if hashed[i][0] == hashed[i - 1][0]:
+            raise Nsec3Collision(
+                f"NSEC3 hash collision between {name_to_text(hashed[i - 1][2])} and "
+                f"{name_to_text(hashed[i][2])}; choose another salt"
+            )
+
+
+def link_records(
+    hashed: Sequence[Hashed], after: bytes, *, salt: bytes, iterations: int, optout: bool
 ) -> list[tuple[bytes, bytes]]:
-    """Sort the chain (in place) and return ``(hash, NSEC3 RDATA)`` in hash order, each
-    pointing to the next hash and the last back to the first; refuses a collision."""
-    hashed.sort(key=_hash_of)  # one comparison per step (a tuple's takes two); equal
-    # hashes are a collision, refused below whatever their order
-    n = len(hashed)
+    """``(hash, NSEC3 RDATA)`` of consecutive entries of a sorted chain, each pointing to the
+    next hash, the last to ``after`` (the hash after them in the chain: for a whole chain,
+    its first)."""
     head = struct.pack("!BBHB", 1, 1 if optout else 0, iterations, len(salt)) + salt
     prefix = head + bytes((HASH_LEN,))
     out = []
-    for i, (h, bitmap, name) in enumerate(hashed):
-        nxt = hashed[(i + 1) % n][0]
-        if nxt == h and n > 1:
-            raise Nsec3Collision(
-                f"NSEC3 hash collision between {name_to_text(name)} and "
-                f"{name_to_text(hashed[(i + 1) % n][2])}; choose another salt"
-            )
+    n = len(hashed)
+    for i in range(n):
+        h, bitmap, _ = hashed[i]
+        nxt = hashed[i + 1][0] if i + 1 < n else after
         if len(nxt) == HASH_LEN:
             out.append((h, prefix + nxt + bitmap))
         else:  # only a test's fake hash function makes other lengths
             out.append((h, head + bytes((len(nxt),)) + nxt + bitmap))
     return out
+
+
+def link_chain(
+    hashed: list[Hashed], *, salt: bytes, iterations: int, optout: bool
+) -> list[tuple[bytes, bytes]]:
+    """Sort the chain (in place) and return ``(hash, NSEC3 RDATA)`` in hash order, each
+    pointing to the next hash and the last back to the first; refuses a collision."""
+    sort_chain(hashed)
+    first = hashed[0][0] if hashed else b""
+    return link_records(hashed, first, salt=salt, iterations=iterations, optout=optout)
 
 
 def nsec3_owner(h: bytes, origin: bytes) -> bytes:

@@ -105,10 +105,11 @@ from signer.zone.nsec3 import (
     check_iterations,
     hash_entries,
     insertion_points,
-    link_chain,
+    link_records,
     nsec3_owner,
     nsec3_zone,
     nsec3param_rrset,
+    sort_chain,
 )
 from signer.zone.rules import Classification, classify
 from signer.zone.serial import new_serial
@@ -463,14 +464,21 @@ class ShardWorker:
     def sign_nsec3(
         self,
         shard: int,
-        records: list[tuple[bytes, bytes]],
+        routed: tuple[list[Hashed], bytes],
         ctx: ShardContext,
         sample_min: int,
     ) -> SignReport:
-        """Sign, render and verify the shard's NSEC3 records (linked by the parent), and
-        write its part: the text :meth:`sign` made with each NSEC3 owner's block inserted
-        where the owner is in canonical order."""
+        """Link the shard's share of the sorted chain (``routed``: its entries and the hash
+        after them) into NSEC3 records, sign, render and verify them, and write its part:
+        the text :meth:`sign` made with each NSEC3 owner's block inserted where the owner is
+        in canonical order."""
         plan = self.plan
+        d = plan.denial
+        entries, after = routed
+        records = link_records(
+            entries, after, salt=d.salt, iterations=d.iterations, optout=d.optout
+        )
+        del entries
         tmpdir = plan.tmpdir
         names_path = os.path.join(tmpdir, f"names-{shard}.m")
         with open(names_path, "rb") as fh:
@@ -1039,10 +1047,12 @@ def sign_sharded(
         if nsec3:
             routed = _route_nsec3(merged, plan)
             if want_index:  # the chain's hashes in order, for the incremental state
-                nsec3_hashes = b"".join(map(itemgetter(0), itertools.chain.from_iterable(routed)))
+                nsec3_hashes = b"".join(
+                    map(itemgetter(0), itertools.chain.from_iterable(r for r, _ in routed))
+                )
             for m in merged:
-                m.hashed.clear()  # linked and routed: not needed any more
-            chain_total = sum(len(r) for r in routed)
+                m.hashed.clear()  # sorted and routed: not needed any more
+            chain_total = sum(len(r) for r, _ in routed)
             chain_args: list[tuple[object, ...] | None] = [
                 (i, routed[i], contexts[i], per_batch) for i in range(n)
             ]
@@ -1317,23 +1327,29 @@ def _nsec_wraps(firsts: Sequence[bytes | None], origin: bytes) -> list[bytes]:
     return out
 
 
-def _route_nsec3(merged: list[MergeReport], plan: Plan) -> list[list[tuple[bytes, bytes]]]:
-    d = plan.denial
+def _route_nsec3(merged: list[MergeReport], plan: Plan) -> list[tuple[list[Hashed], bytes]]:
+    """The chain entries of all shards sorted (collisions refused) and cut by shard: for each
+    shard, the entries whose NSEC3 owners it holds, and the hash that follows its last one
+    in the chain (the workers make the records: :func:`signer.zone.nsec3.link_records`)."""
     hashed: list[Hashed] = []
     for m in merged:
         hashed.extend(m.hashed)
-    records = link_chain(hashed, salt=d.salt, iterations=d.iterations, optout=d.optout)
+    sort_chain(hashed)
+    first = hashed[0][0] if hashed else b""
     if plan.shards == 1:
-        return [records]
-    # Records in hash order have their owners in canonical order (base32hex keeps the
-    # order): each shard's records are one slice, found by bisecting at each boundary.
+        return [(hashed, first)]
+    # Entries in hash order have their owners in canonical order (base32hex keeps the
+    # order): each shard's entries are one slice, found by bisecting at each boundary.
     origin = plan.origin
 
-    def key(rec: tuple[bytes, bytes]) -> bytes:
-        return canonical_key(nsec3_owner(rec[0], origin))
+    def key(entry: Hashed) -> bytes:
+        return canonical_key(nsec3_owner(entry[0], origin))
 
-    cuts = [0, *(bisect_left(records, b, key=key) for b in plan.boundaries), len(records)]
-    return [records[lo:hi] for lo, hi in itertools.pairwise(cuts)]
+    cuts = [0, *(bisect_left(hashed, b, key=key) for b in plan.boundaries), len(hashed)]
+    return [
+        (hashed[lo:hi], hashed[hi][0] if hi < len(hashed) else first)
+        for lo, hi in itertools.pairwise(cuts)
+    ]
 
 
 def _context(
