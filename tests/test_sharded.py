@@ -182,7 +182,7 @@ def test_nsec3_records_are_inserted_only_between_names(
         if shard == 1:
             path = os.path.join(self.plan.tmpdir, f"names-{shard}.m")
             with open(path, "rb") as fh:
-                order, lengths, kept = marshal.loads(fh.read())
+                order, lengths, kept, lines = marshal.loads(fh.read())
             changed = array("Q")
             changed.frombytes(lengths)
             if what == "sum":
@@ -192,7 +192,7 @@ def test_nsec3_records_are_inserted_only_between_names(
                 for i in range(len(changed) - 1):
                     changed[i] -= 1
             with open(path, "wb") as fh:
-                fh.write(marshal.dumps((order, changed.tobytes(), kept)))
+                fh.write(marshal.dumps((order, changed.tobytes(), kept, lines)))
         return report
 
     s = _setup(tmp_path, generated_zone(1000))
@@ -435,21 +435,37 @@ def test_background_threads_yield_the_cpu() -> None:
 def test_part_copier_writes_parts_in_order_and_raises_a_failed_copy(tmp_path: Path) -> None:
     import hashlib
     import io
+    from types import SimpleNamespace
+
+    from signer.zone.incremental import CountingDigest
+
+    def report(lines: int) -> sharded.SignReport:
+        return SimpleNamespace(part_lines=lines)  # type: ignore[return-value]
 
     for i in range(4):
         (tmp_path / f"part-{i}.txt").write_bytes(b"part %d\n" % i * 1000)
-    out, digest = io.BytesIO(), hashlib.sha256()
+    out, digest = io.BytesIO(), CountingDigest()
     copier = sharded._PartCopier(str(tmp_path), 4, out, digest)
     for shard in (2, 0, 3):  # as the workers finish: 0 is copied, 1 holds back 2 and 3
-        copier.done(shard)
+        copier.done(shard, report(1000))
+    copier.done(1, report(999))  # the lines are the reports' (the workers count them)
     copier.finish()
     want = b"".join(b"part %d\n" % i * 1000 for i in range(4))
     assert out.getvalue() == want and digest.hexdigest() == hashlib.sha256(want).hexdigest()
+    assert digest.lines == 3999 and digest.size == len(want)
     assert not list(tmp_path.iterdir())  # each part removed once copied
+
+    # a plain hashlib digest (no line count) works too
+    (tmp_path / "part-0.txt").write_bytes(b"a\n")
+    plain = hashlib.sha256()
+    copier = sharded._PartCopier(str(tmp_path), 1, io.BytesIO(), plain)
+    copier.done(0, report(1))
+    copier.finish()
+    assert plain.hexdigest() == hashlib.sha256(b"a\n").hexdigest()
 
     (tmp_path / "part-0.txt").write_bytes(b"x")  # part 1 is missing
     copier = sharded._PartCopier(str(tmp_path), 2, io.BytesIO(), hashlib.sha256())
-    copier.done(0)
+    copier.done(0, report(0))
     with pytest.raises(FileNotFoundError):
         copier.finish()
     copier.close()

@@ -234,6 +234,7 @@ class SignReport:
     rrsets: int
     chain: int
     part_bytes: int
+    part_lines: int  # newlines in what it wrote (sign_nsec3: in the shard's whole part)
     verification: list[ShardVerification]  # one per batch, in order
     index: OutputIndex | None
     merge: MergeReport | None  # None: sign_nsec3's (NSEC3: hashed emptied once linked)
@@ -453,7 +454,7 @@ class ShardWorker:
                 if rtype == T_NSEC3
             ]
             with open(os.path.join(tmpdir, f"names-{shard}.m"), "wb") as fh:
-                fh.write(marshal.dumps((zone.order, lengths.tobytes(), kept), 2))
+                fh.write(marshal.dumps((zone.order, lengths.tobytes(), kept, done.lines), 2))
         elif lengths is not None:
             index = OutputIndex.of(zone.order, lengths)
         count = len(zone.order)
@@ -482,7 +483,7 @@ class ShardWorker:
         tmpdir = plan.tmpdir
         names_path = os.path.join(tmpdir, f"names-{shard}.m")
         with open(names_path, "rb") as fh:
-            order, lengths_bytes, kept = marshal.loads(fh.read())  # noqa: S302 (ours)
+            order, lengths_bytes, kept, text_lines = marshal.loads(fh.read())  # noqa: S302
         os.unlink(names_path)
         lengths: array[int] = array("Q")
         lengths.frombytes(lengths_bytes)
@@ -502,6 +503,7 @@ class ShardWorker:
             zone, previous, pieces.append, nlengths, None, ctx, sample_min, apex=False
         )
         done.chain = len(owners)
+        done.lines += text_lines  # the part's: the text's and the records'
         text_path = os.path.join(tmpdir, f"text-{shard}.txt")
         with open(text_path, "rb") as fh:
             text = fh.read()
@@ -596,6 +598,7 @@ class ShardWorker:
             res = sign_range(rctx, start, end)
             write(res.text)
             done.written += len(res.text)
+            done.lines += res.text.count(b"\n")
             done.created += res.created
             done.reused += res.reused
             if res.sigs:
@@ -642,6 +645,7 @@ class _Signed:
     rrsets: int = 0
     chain: int = 0
     written: int = 0
+    lines: int = 0
     verdicts: list[ShardVerification] = field(default_factory=list)
 
     def report(
@@ -649,7 +653,8 @@ class _Signed:
     ) -> SignReport:
         return SignReport(
             self.created, self.reused, self.signed, self.lo if self.signed else 0, self.hi,
-            names, self.rrsets, self.chain, self.written, self.verdicts, index, merged,
+            names, self.rrsets, self.chain, self.written, self.lines, self.verdicts, index,
+            merged,
         )  # fmt: skip
 
 
@@ -758,10 +763,10 @@ class _Pool:
         self,
         method: str,
         args: list[tuple[object, ...] | None],
-        on_result: Callable[[int], None] | None = None,
+        on_result: Callable[[int, Any], None] | None = None,
     ) -> list[Any]:
         """Run ``method(*args[t])`` for every task t, in order of t on the first free worker;
-        results in task order. ``on_result(t)``: called in the parent as each task succeeds
+        results in task order. ``on_result(t, result)``: called in the parent as each task succeeds
         (after the worker got its next task).
 
         Each ``args[t]`` is dropped once handed over (NSEC3 records need not stay in the
@@ -776,7 +781,7 @@ class _Pool:
                 args[t] = None
                 results.append(getattr(self.local, method)(*a))
                 if on_result is not None:
-                    on_result(t)
+                    on_result(t, results[t])
             self.seconds[method] = [round(time.perf_counter() - started, 3)]
             self.peak_mb[method] = [_peak_rss_mb()]
             return results
@@ -832,7 +837,7 @@ class _Pool:
                     errors[t] = value
                 hand_out(w)
                 if kind == "ok" and on_result is not None and not errors:
-                    on_result(t)
+                    on_result(t, results[t])
         if errors:
             raise errors[min(errors)]
         return results
@@ -1134,31 +1139,35 @@ def sign_sharded(
 class _PartCopier:
     """Copies the shards' part files, in shard order, into the output (and its digest), in
     a thread of low priority (:func:`background_thread`): while the workers sign, it runs
-    when a core is free instead of slowing them down."""
+    when a core is free instead of slowing them down. A digest that counts lines
+    (:class:`signer.zone.incremental.CountingDigest`) is given each part's count from its
+    report instead of counting them again."""
 
     def __init__(self, tmpdir: str, count: int, out: IO[bytes], digest: Any) -> None:
         self.tmpdir = tmpdir
         self.count = count
         self.out = out
         self.digest = digest
-        self.ready = [False] * count
+        self.update: Callable[[bytes], object] = getattr(digest, "update_uncounted", digest.update)
+        self.add_lines: Callable[[int], object] | None = getattr(digest, "add_lines", None)
+        self.ready: list[int | None] = [None] * count  # each finished part's line count
         self.next = 0  # the first part not handed to the thread yet
         self.pool = ThreadPoolExecutor(
             1, thread_name_prefix="zs-parts", initializer=background_thread
         )
         self.copies: list[Future[None]] = []
 
-    def done(self, shard: int) -> None:
+    def done(self, shard: int, report: SignReport) -> None:
         """Shard ``shard`` wrote its part: copy every part now complete from the start."""
-        self.ready[shard] = True
-        while self.next < self.count and self.ready[self.next]:
-            self.copies.append(self.pool.submit(self._copy, self.next))
+        self.ready[shard] = report.part_lines
+        while self.next < self.count and self.ready[self.next] is not None:
+            self.copies.append(self.pool.submit(self._copy, self.next, self.ready[self.next]))
             self.next += 1
 
     def finish(self) -> None:
         """Copy the parts not copied yet; return when every part is in the output."""
         for shard in range(self.next, self.count):
-            self.copies.append(self.pool.submit(self._copy, shard))
+            self.copies.append(self.pool.submit(self._copy, shard, self.ready[shard]))
         self.next = self.count
         for copy in self.copies:
             copy.result()  # a copy's error is raised here
@@ -1168,15 +1177,18 @@ class _PartCopier:
         """Stop copying (after an error): no part is written into the output after this."""
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _copy(self, shard: int) -> None:
+    def _copy(self, shard: int, lines: int | None) -> None:
         part = os.path.join(self.tmpdir, f"part-{shard}.txt")
+        update = self.update if lines is not None else self.digest.update
         with open(part, "rb") as fh:
             while True:
                 block = fh.read(_COPY)
                 if not block:
                     break
-                self.digest.update(block)
+                update(block)
                 self.out.write(block)
+        if lines is not None and self.add_lines is not None:
+            self.add_lines(lines)
         os.unlink(part)
 
 
