@@ -494,3 +494,23 @@ def _key_name(key: bytes) -> bytes:
     apex = canonical_key(APEX)
     label = key[len(apex) : -2]
     return bytes((len(label),)) + label + APEX
+
+
+def test_chunk_line_numbers_counted_in_c_and_in_python(tmp_path: Path) -> None:
+    """Each chunk's first line number: counted on the mapping in C (no copies, no GIL) or
+    in copied slices in Python, the same plan; and the true line (a serial count)."""
+    import signer.zone.chunkload as ck
+
+    path = write(tmp_path, generated_zone(3000))
+    fast = ck._INDEX[0]
+    plans = []
+    for use in (fast, None):
+        ck._INDEX[0] = use
+        try:
+            plans.append(plan_chunks(path, APEX, 7, min_chunk=1 << 12))
+        finally:
+            ck._INDEX[0] = fast
+    assert plans[0] == plans[1] and len(plans[0]) == 7
+    data = Path(path).read_bytes()
+    for c in plans[0]:
+        assert c.first_line == data.count(b"\n", 0, c.start) + 1

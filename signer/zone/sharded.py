@@ -1165,10 +1165,13 @@ class _PartCopier:
             self.next += 1
 
     def finish(self) -> None:
-        """Copy the parts not copied yet; return when every part is in the output."""
+        """Copy the parts not copied yet; return when every part is in the output and on
+        its way to the disk (an ``fdatasync`` while the parent checks the chain across the
+        shards: the fsync before the rename then has little left to write)."""
         for shard in range(self.next, self.count):
             self.copies.append(self.pool.submit(self._copy, shard, self.ready[shard]))
         self.next = self.count
+        self.copies.append(self.pool.submit(self._sync))
         for copy in self.copies:
             copy.result()  # a copy's error is raised here
         self.pool.shutdown()
@@ -1176,6 +1179,11 @@ class _PartCopier:
     def close(self) -> None:
         """Stop copying (after an error): no part is written into the output after this."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _sync(self) -> None:
+        self.out.flush()
+        with contextlib.suppress(OSError, AttributeError, ValueError):  # not a real file
+            os.fdatasync(self.out.fileno())
 
     def _copy(self, shard: int, lines: int | None) -> None:
         part = os.path.join(self.tmpdir, f"part-{shard}.txt")
