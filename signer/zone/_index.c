@@ -1,11 +1,13 @@
 /* The incremental signer's index of a signed zone, in C: locating a subtree among the
- * previous output's names, and the running sums of the index's lengths; and two helpers of
- * the full sign: the NSEC3 owners merged into a shard's order, and the names' hashes looked
- * up among the NSEC3 records (the chain check across shards).
+ * previous output's names, and the running sums of the index's lengths; and helpers of the
+ * full sign: the NSEC3 owners merged into a shard's order, the NSEC3 chain sorted by hash,
+ * the names' hashes looked up among the NSEC3 records (the chain check across shards), and
+ * an input file's newlines, directives and $INCLUDE found in one pass without the GIL.
  *
  * Built by `make accel` with the mypyc modules (signer/zone/_accel_build.py) and used only
- * with them (the same source-hash guard). The Python code in incremental.py, nsec3.py and
- * verify.py (_Find) is the specification: tests/test_index_c.py compares the two.
+ * with them (the same source-hash guard). The Python code in incremental.py, nsec3.py,
+ * chunkload.py and verify.py (_Find) is the specification: tests/test_index_c.py,
+ * tests/test_nsec3.py and tests/test_chunkload.py compare the two.
  *
  * cumsum(values, initial) -> bytes
  *   values   a buffer of unsigned integers ("B" or "Q" items, an array.array)
