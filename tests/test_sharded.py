@@ -469,3 +469,22 @@ def test_part_copier_writes_parts_in_order_and_raises_a_failed_copy(tmp_path: Pa
     with pytest.raises(FileNotFoundError):
         copier.finish()
     copier.close()
+
+
+def test_progress_bar_grows_once_the_nsec3_chain_is_linked() -> None:
+    """The bar starts with the names the load stage found; an NSEC3 zone's chain, known
+    once linked, is added to the same bar (started again: same callback, new total)."""
+    from signer.cli.sign import _Progress
+
+    assert _Progress(False).start(10) is None
+    p = _Progress(True)
+    advance = p.start(10)
+    assert advance is not None
+    prog = p.stop.__self__  # type: ignore[attr-defined]
+    try:
+        advance(4)
+        assert p.start(25) is advance
+        (task,) = prog.tasks
+        assert (task.completed, task.total) == (4, 25)
+    finally:
+        p.stop()
