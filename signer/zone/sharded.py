@@ -31,10 +31,11 @@ Stages (``W`` = tasks in the workers, ``P`` = in the parent, on small data):
    that what it read off the load reports is what the shards found (else nothing is
    written). NSEC3: the shard's chain names and ENTs are hashed; its text, without the
    chain, is written with its names and each one's text length.
-5. NSEC3 only: P sorts and links the hashes of all shards (collisions refused) and routes
-   each record to the shard owning its owner name; W ``sign_nsec3`` signs, renders and
-   verifies the shard's NSEC3 records and writes its part: the text of stage 4 with each
-   record's block of lines inserted where its owner is in canonical order. (Merging each
+5. NSEC3 only: P sorts the hashes of all shards (collisions refused) and cuts the sorted
+   chain by the shard owning each owner name; W ``sign_nsec3`` links its share into NSEC3
+   records (the last pointing to the hash after the share), signs, renders and verifies
+   them and writes its part: the text of stage 4 with each record's block of lines
+   inserted where its owner is in canonical order. (Merging each
    shard once, not twice as when the chain was linked first, saves ~1 s at 1M.)
 6. P combines the verification (NSEC joints, the NSEC3 chain on compact lists) while it
    streams the parts in order into the temporary output file (SHA-256), which the caller
