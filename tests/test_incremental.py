@@ -704,8 +704,24 @@ def test_damaged_state_files_are_refused(tmp_path: Path) -> None:
         path.write_bytes(data)
         with pytest.raises(Fallback, match=r"unusable"):
             load_state(str(path))
+    # deferred (as a re-sign loads it): the body's checks are the caller's to run, later
+    for what in ("flipped", "truncated"):
+        path.write_bytes(cases[what])
+        checks: list[Callable[[], None]] = []
+        try:
+            load_state(str(path), checks)
+        except Fallback as exc:
+            assert "unusable" in str(exc) and what == "truncated", what  # sizes: checked here
+            continue
+        assert what == "flipped" and len(checks) == 1, what
+        with pytest.raises(Fallback, match=r"unusable"):
+            checks[0]()
     path.write_bytes(good)
     assert load_state(str(path)) == st
+    # a re-sign from a state whose body is damaged runs the full path and says why
+    path.write_bytes(cases["flipped"])
+    s.zone.write_text(s.zone.read_text() + "late NS ns.late.example.net.\n")
+    assert "unusable" in _reason(s, tmp_path, prev, "damaged")
 
 
 def test_multi_line_entries_keep_their_places_in_the_next_state(tmp_path: Path) -> None:

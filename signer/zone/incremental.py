@@ -255,31 +255,43 @@ def remove_state(out: str) -> None:
             os.unlink(p)
 
 
-def _dump_state(path: str, st: State) -> None:
-    # the body's pieces hashed and written one by one: no ~50 MB copy of them joined
-    pieces: list[bytes | memoryview] = [
+def _state_pieces(st: State) -> list[bytes | memoryview]:
+    """The parts of a state file's body, in order (memoryviews of the arrays: no copy)."""
+    return [
         memoryview(st.lengths).cast("B"),
         memoryview(st.namelens).cast("B"),
         st.blob,
         st.hashes,
     ]
+
+
+def _state_digest(st: State) -> str:
+    """The SHA-256 of ``st``'s body (its header holds it)."""
     h = hashlib.sha256()
-    for piece in pieces:
+    for piece in _state_pieces(st):
         h.update(piece)
+    return h.hexdigest()
+
+
+def _dump_state(path: str, st: State, body_sha256: str | None = None) -> None:
+    """Write ``st`` to ``path``; ``body_sha256``: :func:`_state_digest` of it, when computed
+    already. The body's pieces are written one by one: no ~50 MB copy of them joined."""
     head = st.header()
-    head["body_sha256"] = h.hexdigest()
+    head["body_sha256"] = body_sha256 or _state_digest(st)
     # not fsynced: a state lost or torn in a crash fails its own SHA-256 (or the output's)
     # and costs one full sign, never a wrong one
     with atomic_writer(path, durable=False) as fh:
         fh.write(MAGIC + json.dumps(head, sort_keys=True).encode() + b"\n")
-        for piece in pieces:
+        for piece in _state_pieces(st):
             fh.write(piece)
 
 
-def load_state(path: str) -> State:
+def load_state(path: str, deferred: list[Callable[[], None]] | None = None) -> State:
     """Read a state file; raise :class:`Fallback` when it is missing or not well formed.
     The body's parts are read straight into their arrays and bytes (no copy of a whole
-    file read first: ~50 MB at 1M delegations)."""
+    file read first: ~50 MB at 1M delegations). With ``deferred``, the body's SHA-256 and
+    sizes are not checked here: a check that raises :class:`Fallback` is appended to it,
+    for the caller to run (in a thread) before it writes anything."""
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -313,20 +325,23 @@ def load_state(path: str) -> State:
             raise ValueError("not a state file, or damaged")
         if head.pop("format") != FORMAT:
             raise ValueError("another format version")
-        h = hashlib.sha256()
-        for piece in (lengths, namelens, blob, hashes):
-            h.update(piece)
-        if h.hexdigest() != head.pop("body_sha256"):
-            raise ValueError("damaged")
         if rest or len(blob) != bsize or len(hashes) != hsize or hsize % HASH:
             raise ValueError("damaged")
+        body_sha256 = head.pop("body_sha256")
         head["spans"] = [tuple(s) for s in head["spans"]]
         st = State(**head, lengths=lengths, namelens=namelens, blob=blob, hashes=hashes)
-        if sum(namelens) != len(st.blob):
-            raise ValueError("damaged")
-        return st
     except (ValueError, KeyError, TypeError) as bad:
         raise Fallback(f"the state {path} is unusable ({bad})") from None
+
+    def check_body() -> None:
+        if _state_digest(st) != body_sha256 or sum(namelens) != len(blob):
+            raise Fallback(f"the state {path} is unusable (damaged)")
+
+    if deferred is None:
+        check_body()
+    else:
+        deferred.append(check_body)
+    return st
 
 
 # the C helpers of signer/zone/_index.c when the compiled build is in use (None: the Python
@@ -1038,7 +1053,8 @@ def sign_incremental(
     state after it); raise :class:`Fallback` (nothing written) when the full path must run."""
     clock = _Clock()
     s = settings
-    st = load_state(state_path(previous))
+    deferred: list[Callable[[], None]] = []  # the state's own check: in the hash thread
+    st = load_state(state_path(previous), deferred)
     if st.fingerprint != s.fingerprint() or st.origin != s.origin.hex():
         raise Fallback("the state was made with another key, zone or policy")
     if s.denial.mode == "nsec3" and len(st.hashes) != HASH * st.counts["chain"]:
@@ -1079,7 +1095,13 @@ def sign_incremental(
         pool = stack.enter_context(
             ThreadPoolExecutor(1, thread_name_prefix="zs-hash", initializer=background_thread)
         )
-        hashes = pool.submit(lambda: (_sha256(pm), _sha256(a)))
+
+        def digests() -> tuple[str, str]:
+            for body_check in deferred:
+                body_check()
+            return _sha256(pm), _sha256(a)
+
+        hashes = pool.submit(digests)
         # the copy in a thread of its own: on a busy disk it can take seconds, and the
         # output's digest (below) must not queue behind it
         copier = stack.enter_context(
@@ -1109,6 +1131,11 @@ def sign_incremental(
         check()
         clock.lap("state_check")
         remove_state(out)
+        # the next state's index before the output (its body hashed meanwhile, in the
+        # copier's thread: the input copy is done or nearly)
+        new_st = plan.new_state(result, delta, hunks)
+        body = copier.submit(_state_digest, new_st)
+        clock.lap("new_state")
         digest = hashlib.sha256()
         try:
             with atomic_writer(out) as fh:
@@ -1119,8 +1146,10 @@ def sign_incremental(
         try:
             size, sha, tmp = copied.result()
             os.replace(tmp, input_path(out))
-            new_st = plan.new_state(result, delta, hunks, digest.hexdigest(), size, sha)
-            _dump_state(state_path(out), new_st)
+            new_st = replace(
+                new_st, out_sha256=digest.hexdigest(), input_size=size, input_sha256=sha
+            )
+            _dump_state(state_path(out), new_st, body.result())
         except (OSError, OutputError) as unwritten:
             remove_state(out)
             log.warning("the state of %s was not written: %s", out, unwritten)
@@ -2209,27 +2238,42 @@ class _Plan:
                     piece.release()
             view.release()
 
-    def new_state(
-        self, result: _Result, delta: Delta, hunks: list[Hunk], sha: str, size: int, isha: str
-    ) -> State:
+    def new_state(self, result: _Result, delta: Delta, hunks: list[Hunk]) -> State:
+        """The next state, but for the facts of the files not written yet (the output's and
+        the input copy's SHA-256, the copy's size: the caller fills them in). The index is
+        spliced from the previous one and the runs (slices of memoryviews: each part is
+        copied once)."""
         st = self.st
         lengths: array[int] = array("Q")
         namelens: array[int] = array("B")
-        blob: list[bytes] = []
-        cur = 0
-        for r in result.runs:
-            lengths.extend(st.lengths[cur : r.lo])
-            namelens.extend(st.namelens[cur : r.lo])
-            a, b = self.names.span(cur, r.lo)
-            blob.append(st.blob[a:b])
-            lengths.extend(r.lengths)
-            namelens.extend(len(n) for n in r.names)
-            blob.extend(r.names)
-            cur = r.hi
-        lengths.extend(st.lengths[cur:])
-        namelens.extend(st.namelens[cur:])
-        a, b = self.names.span(cur, self.n)
-        blob.append(st.blob[a:b])
+        blob: list[bytes | memoryview] = []
+        width = lengths.itemsize
+        out_size = st.out_size
+        off = self.off
+        with (
+            memoryview(st.lengths).cast("B") as lv,
+            memoryview(st.namelens) as nv,
+            memoryview(st.blob) as bv,
+        ):
+            cur = 0
+            for r in result.runs:
+                lengths.frombytes(lv[cur * width : r.lo * width])
+                namelens.frombytes(nv[cur : r.lo])
+                a, b = self.names.span(cur, r.lo)
+                blob.append(bv[a:b])
+                lengths.extend(r.lengths)
+                namelens.extend([len(n) for n in r.names])
+                blob.extend(r.names)
+                out_size += len(r.text) - (off[r.hi] - off[r.lo])
+                cur = r.hi
+            lengths.frombytes(lv[cur * width :])
+            namelens.frombytes(nv[cur:])
+            a, b = self.names.span(cur, self.n)
+            blob.append(bv[a:b])
+            joined = b"".join(blob)
+            for piece in blob:
+                if isinstance(piece, memoryview):
+                    piece.release()
         # the input's multi-line entries, shifted by the hunks before them (no changed line
         # is in one: parse_changes refuses parentheses and continuation lines); one sweep
         # over both in file order, not every hunk for every entry
@@ -2241,13 +2285,12 @@ class _Plan:
                 shift += (h.b1 - h.b0) - (h.a1 - h.a0)
                 k += 1
             spans.append((s0 + shift, e0 + shift))
-        out_size = int(sum(lengths))
         return replace(
             st,
             out_size=out_size,
-            out_sha256=sha,
-            input_size=size,
-            input_sha256=isha,
+            out_sha256="",
+            input_size=0,
+            input_sha256="",
             min_expiration=result.min_exp,
             max_expiration=result.max_exp,
             max_inception=max(st.max_inception, self.s.times.now, self.s.times.inception),
@@ -2259,7 +2302,7 @@ class _Plan:
             input_newlines=st.input_newlines + sum(h.newlines for h in hunks),
             lengths=lengths,
             namelens=namelens,
-            blob=b"".join(blob),
+            blob=joined,
             hashes=result.hashes,
         )
 
@@ -2318,6 +2361,9 @@ def _write_all(fh: IO[bytes], pieces: list[bytes | memoryview]) -> None:
                 unflushed = 0
         if pending is not None:
             pending.result()
+    # the rest on the disk now, while the caller's digest thread may still be hashing (the
+    # caller's fsync then finds nothing left to write)
+    os.fdatasync(fd)
 
 
 def _hash_all(digest: Any, pieces: list[bytes | memoryview]) -> None:
