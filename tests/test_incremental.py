@@ -500,28 +500,45 @@ def test_include_and_duplicates_fall_back(tmp_path: Path) -> None:
     assert "twice" in _reason(s, tmp_path, prev, "dup")
 
 
+@pytest.mark.parametrize("denial", ["nsec", "nsec3-optout"])
 def test_runs_in_several_processes_match_the_full_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, denial: str
 ) -> None:
+    """NSEC: the planned subtrees cut into shares. NSEC3: the processes fork before the
+    plan, exchange their shares' chain entries and sign their ranges of the output."""
+    import time
+
     from signer.zone import incremental
 
     monkeypatch.setattr(incremental, "PARALLEL_MIN", 1)  # forked processes inherit it
     text = generated_zone(600) + "x.ent A 192.0.2.9\n"
-    s = _setup(tmp_path, text)
-    prev = _first(s, tmp_path)
+    if denial == "nsec":
+        s, extra = _setup(tmp_path, text), ()
+    else:
+        s, extra = _nsec3_setup(tmp_path, text, optout=True)
+    prev = tmp_path / "p.signed"
+    _run(s, prev, *extra)
     base = text.splitlines()
     for seed, jobs in ((7, "2"), (8, "3")):
         s.zone.write_text("\n".join(_mutate(base, random.Random(seed), 12)) + "\n")
-        inc, _ = _both(s, tmp_path, prev, f"jobs{jobs}", "--jobs", jobs)
+        inc, _ = _both(s, tmp_path, prev, f"jobs{jobs}", "--jobs", jobs, *extra)
         assert inc["incremental"]["used"] is True, inc["incremental"]
         assert inc["sign_processes"] == int(jobs)
         _validators(tmp_path / f"inc-jobs{jobs}")
-    # a fallback in a forked share (a second TTL at the last owner): the full path's error
-    lines = _mutate(base, random.Random(9), 12)
-    bad = len(lines) + 1
-    s.zone.write_text("\n".join([*lines, f"{max(_owners(base))} 60 IN NS ns9.example.net."]) + "\n")
-    r = _run(s, tmp_path / "o", "--previous", str(prev), "--jobs", "2", code=2)
-    assert f"{s.zone}:{bad}:" in r["output"] and "one TTL per RRset" in r["output"]
+    # a fallback in the last share, the first, the middle one (a second TTL at an owner
+    # that sorts last, first, in the middle): the full path's error, with no wait for a
+    # worker that waits for the others' parts (NSEC3)
+    owners = sorted(o for o in _owners(base) if "." not in o)
+    for owner, jobs in ((owners[-1], "2"), (owners[0], "2"), (owners[-1], "3"),
+                        (owners[0], "3"), (owners[len(owners) // 2], "3")):  # fmt: skip
+        lines = _mutate(base, random.Random(9), 12)
+        bad = len(lines) + 1
+        s.zone.write_text("\n".join([*lines, f"{owner} 60 IN NS ns9.example.net."]) + "\n")
+        t = time.monotonic()
+        r = _run(s, tmp_path / "o", "--previous", str(prev), "--jobs", jobs, *extra, code=2)
+        assert f"{s.zone}:{bad}:" in r["output"] and "one TTL per RRset" in r["output"]
+        assert "Traceback" not in r["output"]
+        assert time.monotonic() - t < 4.5  # the workers stop, not after join's 5 s timeout
 
 
 def test_nsec3_chain_model_matches_a_sorted_list() -> None:

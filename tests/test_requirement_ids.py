@@ -241,7 +241,7 @@ def test_bundle_ids_are_documented() -> None:
     """docs/bundles.md lists every ID of the key-bundle code (a table row `| ID | meaning |`)."""
     doc = (ROOT / "docs" / "bundles.md").read_text()
     rows = set(re.findall(r"^\| ([A-Z][A-Z0-9-]+) \| ", doc, re.MULTILINE))
-    bundle_code = ("signer/bundles/", "ceremony/ksk.py", "signer/cli/sign.py", "signer/rrsig.py")
+    bundle_code = ("signer/bundles/", "ceremony/ksk.py", "signer/cli/signjob.py", "signer/rrsig.py")
     wanted = {
         rid
         for rid, places in DECLARED.items()

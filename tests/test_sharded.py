@@ -274,7 +274,7 @@ def test_output_index_locates_every_name(tmp_path: Path, small_chunks: None) -> 
     import hashlib
 
     from signer.bundles.textformat import load_response
-    from signer.cli.sign import KeyOpener, bundle_rrsets
+    from signer.cli.signjob import KeyOpener, bundle_rrsets
     from signer.keys.loader import open_signing_key
     from signer.zone.model import name_from_text, name_to_text
     from signer.zone.signing import SignParams, SigTimes
@@ -474,7 +474,7 @@ def test_part_copier_writes_parts_in_order_and_raises_a_failed_copy(tmp_path: Pa
 def test_progress_bar_grows_once_the_nsec3_chain_is_linked() -> None:
     """The bar starts with the names the load stage found; an NSEC3 zone's chain, known
     once linked, is added to the same bar (started again: same callback, new total)."""
-    from signer.cli.sign import _Progress
+    from signer.cli.signjob import _Progress
 
     assert _Progress(False).start(10) is None
     p = _Progress(True)

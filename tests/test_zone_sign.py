@@ -126,7 +126,7 @@ def test_sign_nsec_validates_and_is_identical_for_any_jobs(tmp_path: Path) -> No
 @pytest.mark.parametrize("optout", [False, True])
 def test_sign_nsec3_validates(tmp_path: Path, optout: bool) -> None:
     from signer.bundles.textformat import load_response
-    from signer.cli.sign import KeyOpener, SignJob, run_sign
+    from signer.cli.signjob import KeyOpener, SignJob, run_sign
     from signer.zone.verify import trust_anchor_from_file
 
     s = _make(tmp_path)

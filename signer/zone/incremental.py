@@ -60,11 +60,11 @@ from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Lock
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from signer.errors import DnssecCeremonyError, InputError, OutputError
 from signer.fileio import atomic_writer
-from signer.zone import _accel
+from signer.zone import _accel, prefetch
 from signer.zone.loader import Scratch, _Loader
 from signer.zone.model import (
     T_CDNSKEY,
@@ -96,6 +96,7 @@ from signer.zone.nsec3 import (
     nsec3_owner,
     nsec3param_rrset,
 )
+from signer.zone.prefetch import INPUT_SUFFIX, STATE_SUFFIX
 from signer.zone.rules import Classification, classify
 from signer.zone.serial import new_serial
 from signer.zone.sharded import (
@@ -125,8 +126,6 @@ _accel.use_compiled(__name__)  # the mypyc build of this module, if in use
 log = logging.getLogger("dnssec_ceremony.sign")
 
 FORMAT = 3
-STATE_SUFFIX = ".zsstate"
-INPUT_SUFFIX = ".zsstate.input"
 MAGIC = b"zonesigner-state\n"
 _STRIDE = 64  # range_of: one name's canonical key sampled per stride
 _HSTRIDE = 16  # _Hashes: one hash sampled per stride
@@ -1099,7 +1098,11 @@ def sign_incremental(
         def digests() -> tuple[str, str]:
             for body_check in deferred:
                 body_check()
-            return _sha256(pm), _sha256(a)
+            # hashed since the command started (signer.zone.prefetch), or now
+            return (
+                prefetch.sha256(previous, os.fstat(pf.fileno())) or _sha256(pm),
+                prefetch.sha256(input_path(previous), os.fstat(old_f.fileno())) or _sha256(a),
+            )
 
         hashes = pool.submit(digests)
         # the copy in a thread of its own: on a busy disk it can take seconds, and the
@@ -1236,6 +1239,56 @@ class _Partial:
     nsec3_expected: list[tuple[bytes, bool, bytes, bytes]] = field(default_factory=list)
 
 
+_CLS_FIELDS = ("delegations", "secure_delegations", "glue_names", "occluded_names")
+
+
+@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
+@dataclass
+class _ChainPart:
+    """NSEC3: what one process's share of the touched subtrees adds to the chain plan."""
+
+    old_h: dict[bytes, bytes]  # hash -> bitmap of the share's chain entries, before
+    new_h: dict[bytes, bytes]  # and after the change
+    ents: int  # change in the number of empty non-terminals in the chain
+    old_cls: tuple[int, ...]  # the share's subtrees' classification before (_CLS_FIELDS)
+    duplicates: bool  # an added record was in the previous zone already
+
+
+# a process's part of a plan -> every process's, in order (sent to and got from the others)
+Exchange = Callable[[Any], list[Any]]
+S = TypeVar("S")  # what one process works on
+
+
+def _cuts(elements: list[_Element], jobs: int) -> list[int]:
+    """Positions in the previous output cutting ``elements`` (sorted by position) into up
+    to ``jobs`` contiguous shares of about equal work (names of the previous output, plus
+    one per element): share i holds the elements with cuts[i-1] <= lo < cuts[i]. The
+    first share holds the first element (the apex)."""
+    if jobs <= 1 or len(elements) <= 1:
+        return []
+    weights = [e.hi - e.lo + 1 for e in elements]
+    total = sum(weights)
+    cuts: list[int] = []
+    acc = 0
+    for e, w in zip(elements, weights, strict=True):
+        due = acc >= total * (len(cuts) + 1) / jobs and len(cuts) < jobs - 1
+        if due and e.lo > (cuts[-1] if cuts else elements[0].lo):
+            cuts.append(e.lo)
+        acc += w
+    return cuts
+
+
+def _groups(elements: list[_Element]) -> list[list[_Element]]:
+    """``elements`` (sorted by position) in runs of elements adjacent in the previous output."""
+    groups: list[list[_Element]] = []
+    for e in elements:
+        if groups and groups[-1][-1].hi == e.lo:
+            groups[-1].append(e)
+        else:
+            groups.append([e])
+    return groups
+
+
 def _split(groups: list[list[_Element]], jobs: int) -> list[list[list[_Element]]]:
     """``groups`` cut into up to ``jobs`` contiguous shares of about equal work (names
     of the previous output, plus one per element)."""
@@ -1254,78 +1307,130 @@ def _split(groups: list[list[_Element]], jobs: int) -> list[list[list[_Element]]
 
 
 def _in_processes(
-    work: Callable[[list[list[_Element]], KeyLike], _Partial],
-    shares: list[list[list[_Element]]],
+    work: Callable[[S, Callable[[], KeyLike], Exchange], _Partial],
+    shares: list[S],
     key: KeyLike,
     opener: KeyOpener | None,
 ) -> list[_Partial]:
     """``work`` on every share: the first in this process, the others in forked processes
-    (they inherit the plan copy-on-write and open the key themselves); results in order.
+    (they inherit the plan copy-on-write and open the key themselves when they first need
+    it); results in order. A work may exchange one part of its plan with the others (see
+    :data:`Exchange`): the others' parts come to this process, which sends them all back.
     A :class:`Fallback` of any share wins, else the first share's error is raised."""
     if len(shares) == 1:
-        return [work(shares[0], key)]
+        return [work(shares[0], lambda: key, lambda mine: [mine])]
     assert opener is not None
     mp = multiprocessing.get_context("fork")
     lock = mp.Lock()
     procs: list[Any] = []
     conns: list[Connection] = []
+
+    def receive(i: int) -> tuple[str, Any]:
+        try:
+            kind, value = conns[i - 1].recv()
+        except (EOFError, OSError):
+            procs[i - 1].join(timeout=5)
+            code = procs[i - 1].exitcode
+            return "error", WorkerFailed(f"incremental worker {i} died (exit code {code})")
+        return str(kind), value
+
+    done: list[bool] = []  # [True] once every result is in
+
+    # per worker: None while it runs, else what it last sent and nothing follows until it
+    # gets an answer ("part": it waits for the parts) or ever ("error")
+    held: list[str | None] = [None] * len(shares)
+
+    def exchange(mine: Any) -> list[Any]:
+        got = [mine]
+        failed: list[BaseException] = []
+        for i in range(1, len(shares)):
+            kind, value = receive(i)
+            held[i] = kind
+            if kind == "part":
+                got.append(value)
+            else:
+                failed.append(value)
+        if failed:
+            raise next((e for e in failed if isinstance(e, Fallback)), failed[0])
+        for i, conn in enumerate(conns, 1):
+            conn.send(("parts", got))
+            held[i] = None
+        return got
+
     try:
         for share in shares[1:]:
-            recv_end, send_end = mp.Pipe(duplex=False)
-            p = mp.Process(target=_child, args=(send_end, work, share, opener, lock), daemon=True)
+            parent_end, child_end = mp.Pipe(duplex=True)
+            p = mp.Process(target=_child, args=(child_end, work, share, opener, lock), daemon=True)
             p.start()
-            send_end.close()
+            child_end.close()
             procs.append(p)
-            conns.append(recv_end)
-        results: list[_Partial | None] = []
+            conns.append(parent_end)
+        results: list[_Partial] = []
         errors: list[BaseException] = []
         try:
-            results.append(work(shares[0], key))
+            results.append(work(shares[0], lambda: key, exchange))
         except (Fallback, DnssecCeremonyError) as exc:
             errors.append(exc)
-        for i, conn in enumerate(conns, 1):
-            try:
-                kind, value = conn.recv()
-            except (EOFError, OSError):
-                procs[i - 1].join(timeout=5)
-                code = procs[i - 1].exitcode
-                errors.append(WorkerFailed(f"incremental worker {i} died (exit code {code})"))
+        for i in range(1, len(shares)):
+            if held[i] is not None:  # waits for parts (this process failed), or failed
                 continue
+            kind, value = receive(i)
             if kind == "ok":
                 results.append(value)
-            else:
+            elif kind != "part":  # "part": this process failed before the exchange
                 errors.append(value)
         fallback = next((e for e in errors if isinstance(e, Fallback)), None)
         if fallback is not None:
             raise fallback
         if errors:
             raise errors[0]
-        return [r for r in results if r is not None]
+        done.append(True)
+        return results
     finally:
+        for c in conns:
+            c.close()
         for p in procs:
+            if not done:  # on a failure: a worker may wait for parts that never come
+                p.kill()
             p.join(timeout=5)
             if p.is_alive():
                 p.kill()
                 p.join()
-        for c in conns:
-            c.close()
 
 
 def _child(
     conn: Connection,
-    work: Callable[[list[list[_Element]], KeyLike], _Partial],
-    share: list[list[_Element]],
+    work: Callable[[S, Callable[[], KeyLike], Exchange], _Partial],
+    share: S,
     opener: KeyOpener,
     lock: Lock,
 ) -> None:
+    opened: list[KeyLike] = []
+
+    def key() -> KeyLike:
+        if not opened:
+            with lock:  # one token login at a time (see open_key_retrying)
+                opened.append(open_key_retrying(opener))
+        return opened[0]
+
+    def exchange(mine: Any) -> list[Any]:
+        conn.send(("part", mine))
+        kind, value = conn.recv()  # EOFError: the parent gave up
+        if kind != "parts":
+            raise WorkerFailed("the parent sent no parts")
+        return list(value)
+
     try:
-        with lock:  # one token login at a time (see open_key_retrying)
-            key = open_key_retrying(opener)
-        conn.send(("ok", work(share, key)))
+        result: tuple[str, Any] = ("ok", work(share, key, exchange))
     except Fallback as fallback:
-        conn.send(("error", Fallback(str(fallback))))
+        result = ("error", Fallback(str(fallback)))
+    except EOFError:
+        return  # the parent stopped (it failed itself): nothing to tell it
     except BaseException as exc:  # sent to the parent, raised there
-        conn.send(("error", picklable_error(exc)))
+        result = ("error", picklable_error(exc))
+    try:
+        with contextlib.suppress(OSError):  # the parent is gone
+            conn.send(result)
     finally:
         conn.close()
 
@@ -1537,7 +1642,7 @@ class _Plan:
         self.previous: Previous = {}
         self.types: dict[bytes, list[int]] = {}  # the previous RRsets' types, by owner
         self.locator = _Locator(self.origin, self.names)
-        # NSEC3 (see _plan_nsec3)
+        # NSEC3 (see _plan_chain)
         self.nsec3 = s.denial.mode == "nsec3"
         self.chain: _Chain | None = None
         self.render: frozenset[bytes] = frozenset()  # hashes whose NSEC3 is re-rendered
@@ -1547,7 +1652,6 @@ class _Plan:
         self.gone: frozenset[bytes] = frozenset()  # the owners of the hashes removed
         self.ents = 0  # change in the number of empty non-terminals in the chain
         self.old_cls = Classification()  # of the touched subtrees before the change
-        self.duplicates = False
         self.nsec3_stats: dict[str, int] | None = None
 
     def range_of(self, child: bytes) -> tuple[int, int]:
@@ -1637,29 +1741,70 @@ class _Plan:
                 if c not in touched:
                     touched[c] = _Element(c, *self.range_of(c))
         if self.nsec3:
-            self._plan_nsec3(touched, delta)
-        else:
-            for c in self._extras(touched, delta):
-                touched[c] = _Element(c, *self.range_of(c))
+            return self._run_nsec3(touched, delta, key, jobs, opener, clock)
+        for c in self._extras(touched, delta):
+            touched[c] = _Element(c, *self.range_of(c))
         elements = sorted(touched.values(), key=lambda e: (e.lo, canonical_key(e.child)))
-        # group into runs of elements adjacent in the previous output
-        groups: list[list[_Element]] = []
-        for e in elements:
-            if groups and groups[-1][-1].hi == e.lo:
-                groups[-1].append(e)
-            else:
-                groups.append([e])
+        groups = _groups(elements)  # runs of elements adjacent in the previous output
         if len(elements) < PARALLEL_MIN or opener is None:
             jobs = 1
         planned = frozenset(touched)
         if clock is not None:
             clock.lap("plan")
 
-        def work(part: list[list[_Element]], k: KeyLike) -> _Partial:
-            return self._work(part, k, delta, planned)
+        def work(
+            part: list[list[_Element]], k: Callable[[], KeyLike], _exchange: Exchange
+        ) -> _Partial:
+            return self._work(part, k(), delta, planned)
 
         parts = _in_processes(work, _split(groups, jobs), key, opener)
         return self._combine(parts)
+
+    def _run_nsec3(
+        self,
+        touched: dict[bytes, _Element],
+        delta: Delta,
+        key: KeyLike,
+        jobs: int,
+        opener: KeyOpener | None,
+        clock: _Clock | None,
+    ) -> _Result:
+        """NSEC3: the processes fork before the plan. Each parses and changes its share of
+        the touched subtrees (a contiguous range of the previous output) and hashes their
+        chain entries; the shares' entries are exchanged, every process plans the same new
+        chain from all of them (:meth:`_plan_chain`), then signs its share of the subtrees
+        and of the NSEC3 owners to re-render (those in its range)."""
+        regular = sorted(touched.values(), key=lambda e: (e.lo, canonical_key(e.child)))
+        if len(regular) < PARALLEL_MIN or opener is None:
+            jobs = 1
+        cuts = _cuts(regular, jobs)
+        keys = frozenset(touched)
+
+        def share_of(e: _Element) -> int:
+            return bisect_right(cuts, e.lo)
+
+        def work(i: int, k: Callable[[], KeyLike], exchange: Exchange) -> _Partial:
+            mine = [e for e in regular if share_of(e) == i]
+            entries = exchange(self._chain_part(mine, delta, i == 0))
+            hashed = self._plan_chain(entries, keys)
+            if i == 0 and clock is not None:
+                clock.lap("plan")
+            # the shares signed: cut again over the NSEC3 owners too (they cluster: hash
+            # labels are digits and a-v); a subtree that another process parsed is parsed
+            # and changed here as well (its chain entries are in the plan already)
+            every = sorted([*regular, *hashed], key=lambda e: (e.lo, canonical_key(e.child)))
+            final = _cuts(every, len(cuts) + 1)
+            own = [e for e in every if bisect_right(final, e.lo) == i]
+            moved = [e for e in own if not e.hashed and share_of(e) != i]
+            if moved:
+                self._parse(moved)
+                self._apply({e.child: e for e in moved}, delta)
+            self._nsec3_records([e for e in own if e.hashed])
+            part = self._sign(_groups(own), k())
+            part.duplicates = any(entry.duplicates for entry in entries)
+            return part
+
+        return self._combine(_in_processes(work, list(range(len(cuts) + 1)), key, opener))
 
     def _extras(self, touched: dict[bytes, _Element], delta: Delta) -> dict[bytes, None]:
         """The untouched subtrees before a touched one whose first name may change (their
@@ -1695,32 +1840,47 @@ class _Plan:
         return removed >= have
 
     # -- NSEC3 -----------------------------------------------------------------------------
-    def _plan_nsec3(self, touched: dict[bytes, _Element], delta: Delta) -> None:
-        """NSEC3: parse and change the touched subtrees here (before any fork: the processes
-        inherit them), diff their chain entries (names with an NSEC3 and their bitmaps, ENTs;
-        opt-out leaves insecure delegations out) and add to ``touched`` the NSEC3 owners to
-        render: each added chain entry or one with a new bitmap (and the apex's), each
-        removed one (rendered as nothing), and the predecessor in hash order of every added
-        or removed hash (its next hash changes). The chain's order comes from the state."""
-        origin = self.origin
+    def _chain_part(self, elements: list[_Element], delta: Delta, has_apex: bool) -> _ChainPart:
+        """NSEC3, one process's share of the touched subtrees: parsed and changed (here: the
+        process signs them), and their chain entries (names with an NSEC3 and their bitmaps,
+        ENTs; opt-out leaves insecure delegations out) hashed, before and after."""
         d = self.s.denial
-        regular = list(touched.values())
-        self._parse(regular)
-        self.duplicates = self._apply(touched, delta)
-        old_h: dict[bytes, bytes] = {}  # hash -> bitmap, of the touched subtrees before
-        new_h: dict[bytes, bytes] = {}  # and after the change
-        # All touched subtrees in one zone (before, then after): they are disjoint subtrees
-        # of apex children (and the apex), so its chain entries and classification are those
-        # of each subtree alone, summed -- one zone instead of two per subtree.
-        has_apex = any(e.child == origin for e in regular)
-        for dest, new in ((old_h, False), (new_h, True)):
-            contents = [e.new if new else e.old for e in regular]
-            entries, ents = self._chain_entries(has_apex, contents, new)
-            self.ents += len(ents) if new else -len(ents)
+        self._parse(elements)
+        duplicates = self._apply({e.child: e for e in elements}, delta)
+        part = _ChainPart({}, {}, 0, (0, 0, 0, 0), duplicates)
+        # All the share's subtrees in one zone (before, then after): they are disjoint
+        # subtrees of apex children (and the apex), so its chain entries and classification
+        # are those of each subtree alone, summed -- one zone instead of two per subtree.
+        for dest, new in ((part.old_h, False), (part.new_h, True)):
+            contents = [e.new if new else e.old for e in elements]
+            entries, ents, cls = self._chain_entries(has_apex, contents, new)
+            part.ents += len(ents) if new else -len(ents)
+            if not new:
+                part.old_cls = tuple(getattr(cls, f) for f in _CLS_FIELDS)
             for h, bitmap, _name in hash_entries(entries, d.salt, d.iterations):
                 if h in dest:
                     raise Fallback("an NSEC3 hash collision among the changed names")
                 dest[h] = bitmap
+        return part
+
+    def _plan_chain(self, parts: list[_ChainPart], touched: frozenset[bytes]) -> list[_Element]:
+        """The new chain from every share's entries (the same in every process), and the
+        NSEC3 owners to render: each added chain entry or one with a new bitmap (and the
+        apex's), each removed one (rendered as nothing), and the predecessor in hash order
+        of every added or removed hash (its next hash changes). The chain's order comes from
+        the state. Returns those owners' elements."""
+        origin = self.origin
+        d = self.s.denial
+        old_h: dict[bytes, bytes] = {}  # hash -> bitmap, of the touched subtrees before
+        new_h: dict[bytes, bytes] = {}  # and after the change
+        for part in parts:
+            for dest, src in ((old_h, part.old_h), (new_h, part.new_h)):
+                if len(dest) + len(src) != len(dest | src):
+                    raise Fallback("an NSEC3 hash collision among the changed names")
+                dest.update(src)
+            self.ents += part.ents
+            for f, v in zip(_CLS_FIELDS, part.old_cls, strict=True):
+                setattr(self.old_cls, f, getattr(self.old_cls, f) + v)
         old = _Hashes(self.st.hashes)
         if not all(old.has(h) for h in old_h):
             raise Fallback("the state's NSEC3 chain lacks a hash of the previous zone")
@@ -1745,7 +1905,6 @@ class _Plan:
             if e.hi == e.lo and h not in fresh:
                 raise Fallback("the state's index lacks an NSEC3 owner of its chain")
             hashed.append(e)
-            touched[owner] = e
         for e in hashed:  # their records are made where they are signed (_nsec3_records)
             if e.hash not in removed:
                 e.next = chain.succ(e.hash)
@@ -1756,6 +1915,7 @@ class _Plan:
         self.fresh = fresh
         self.gone = frozenset(e.child for e in hashed if e.hash in removed)
         self.nsec3_stats = {"added": len(added), "removed": len(removed), "rendered": len(render)}
+        return hashed
 
     def _nsec3_records(self, hashed: list[_Element]) -> None:
         """The new NSEC3 RDATA of each NSEC3 owner planned (not removed): the planned next
@@ -1785,22 +1945,21 @@ class _Plan:
 
     def _chain_entries(
         self, apex: bool, contents: list[Content], new: bool
-    ) -> tuple[dict[bytes, list[int]], list[bytes]]:
+    ) -> tuple[dict[bytes, list[int]], list[bytes], Classification]:
         """The NSEC3 chain entries of subtrees' contents (the apex with the bundle's RRsets
-        and the NSEC3PARAM, as the full path hashes it)."""
+        and the NSEC3PARAM, as the full path hashes it), and their classification."""
         zone = _zone(self.origin, contents, serial=None)
         if not zone.order:
-            return {}, []
+            return {}, [], Classification()
         if apex:
             node = zone.nodes[self.origin]
             node.extend(self.s.apex_rrsets)
             node.append(self._nsec3param())
             node.sort(key=lambda r: r.rtype)
         what = "a zone rule" if new else "the previous zone breaks a rule"
-        cls = _quiet_classify(zone, apex, what)
-        if not new:  # counted here once, not again where the subtrees are signed
-            _add_cls(self.old_cls, cls)
-        return chain_entries(zone, optout=self.s.denial.optout)
+        cls = _quiet_classify(zone, apex, what)  # old: counted once, not where it is signed
+        entries, ents = chain_entries(zone, optout=self.s.denial.optout)
+        return entries, ents, cls
 
     def _old_owner(self, i: int, step: int) -> int:
         """From name ``i`` of the previous output on (``step`` 1: forward, -1: backward,
@@ -1917,11 +2076,6 @@ class _Plan:
     def _work(
         self, groups: list[list[_Element]], key: KeyLike, delta: Delta, planned: frozenset[bytes]
     ) -> _Partial:
-        if self.nsec3:  # the subtrees parsed and changed while planning
-            self._nsec3_records([e for g in groups for e in g if e.hashed])
-            part = self._sign(groups, key)
-            part.duplicates = self.duplicates
-            return part
         elements = [e for g in groups for e in g]
         self._parse(elements)
         mine = {e.child: e for e in elements}

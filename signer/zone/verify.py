@@ -4,7 +4,7 @@ The zone signer calls :func:`verify_signed_zone` on the zone it has just signed,
 atomic rename of the output file; any failure raises a :class:`ZoneVerificationFailed`
 (a :class:`signer.errors.VerificationError`, exit code 1) and nothing is published.
 
-Call signature (the contract with ``signer/cli/sign.py``)::
+Call signature (the contract with ``signer/cli/signjob.py``)::
 
     report = verify_signed_zone(
         zone,                     # signer.zone.model.Zone, signed (or a signed file path)
