@@ -57,6 +57,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import accumulate
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Lock
@@ -983,10 +984,10 @@ def apex_child(name: bytes, origin: bytes) -> bytes:
 Content = dict[bytes, dict[int, tuple[int, set[bytes]]]]  # owner -> type -> (ttl, rdatas)
 
 
-@_accel.mypyc_attr(native_class=False)  # picklable, __dict__: see _accel
 @dataclass
 class _Element:
-    """One apex child's subtree (or the apex) and where it is in the previous output."""
+    """One apex child's subtree (or the apex) and where it is in the previous output (a
+    native class when compiled: tens of thousands are made per re-sign, never pickled)."""
 
     child: bytes
     lo: int
@@ -1095,16 +1096,7 @@ def sign_incremental(
             ThreadPoolExecutor(1, thread_name_prefix="zs-hash", initializer=background_thread)
         )
 
-        def digests() -> tuple[str, str]:
-            for body_check in deferred:
-                body_check()
-            # hashed since the command started (signer.zone.prefetch), or now
-            return (
-                prefetch.sha256(previous, os.fstat(pf.fileno())) or _sha256(pm),
-                prefetch.sha256(input_path(previous), os.fstat(old_f.fileno())) or _sha256(a),
-            )
-
-        hashes = pool.submit(digests)
+        hashes = pool.submit(_previous_digests, deferred, previous, pf, pm, old_f, a)
         # the copy in a thread of its own: on a busy disk it can take seconds, and the
         # output's digest (below) must not queue behind it
         copier = stack.enter_context(
@@ -1113,12 +1105,8 @@ def sign_incremental(
         copied = copier.submit(_copy_input, b, out)
         stack.callback(_drop_copy, copied)
 
-        def check() -> None:
-            if hashes.result() != (st.out_sha256, st.input_sha256):
-                raise Fallback(
-                    "the previous signed zone or the input copy does not match its state"
-                )
-
+        # (partials, not nested functions: see _Plan._run_nsec3)
+        check = partial(_check_previous, hashes, st)
         clock.lap("state")
         try:
             hunks = diff(a, b, int(max(1, st.input_newlines) * MAX_CHANGED))
@@ -1174,6 +1162,29 @@ def sign_incremental(
             nsec3=result.nsec3,
         )
     raise AssertionError("unreachable")
+
+
+def _previous_digests(
+    deferred: list[Callable[[], None]],
+    previous: str,
+    pf: IO[bytes],
+    pm: Buf,
+    old_f: IO[bytes],
+    a: Buf,
+) -> tuple[str, str]:
+    """The state's own check, then the SHA-256 of the previous output and of its input copy:
+    hashed since the command started (signer.zone.prefetch), or now."""
+    for body_check in deferred:
+        body_check()
+    return (
+        prefetch.sha256(previous, os.fstat(pf.fileno())) or _sha256(pm),
+        prefetch.sha256(input_path(previous), os.fstat(old_f.fileno())) or _sha256(a),
+    )
+
+
+def _check_previous(hashes: Future[tuple[str, str]], st: State) -> None:
+    if hashes.result() != (st.out_sha256, st.input_sha256):
+        raise Fallback("the previous signed zone or the input copy does not match its state")
 
 
 def _drop_copy(copied: Future[tuple[int, str, str]]) -> None:
@@ -1259,6 +1270,10 @@ Exchange = Callable[[Any], list[Any]]
 S = TypeVar("S")  # what one process works on
 
 
+def _position(e: _Element) -> tuple[int, int]:
+    return e.lo, e.hi
+
+
 def _cuts(elements: list[_Element], jobs: int) -> list[int]:
     """Positions in the previous output cutting ``elements`` (sorted by position) into up
     to ``jobs`` contiguous shares of about equal work (names of the previous output, plus
@@ -1317,46 +1332,19 @@ def _in_processes(
     it); results in order. A work may exchange one part of its plan with the others (see
     :data:`Exchange`): the others' parts come to this process, which sends them all back.
     A :class:`Fallback` of any share wins, else the first share's error is raised."""
+    # (partials, no nested functions or lambdas: see _Plan._run_nsec3)
     if len(shares) == 1:
-        return [work(shares[0], lambda: key, lambda mine: [mine])]
+        return [work(shares[0], partial(_same, key), _alone)]
     assert opener is not None
     mp = multiprocessing.get_context("fork")
     lock = mp.Lock()
     procs: list[Any] = []
     conns: list[Connection] = []
 
-    def receive(i: int) -> tuple[str, Any]:
-        try:
-            kind, value = conns[i - 1].recv()
-        except (EOFError, OSError):
-            procs[i - 1].join(timeout=5)
-            code = procs[i - 1].exitcode
-            return "error", WorkerFailed(f"incremental worker {i} died (exit code {code})")
-        return str(kind), value
-
     done: list[bool] = []  # [True] once every result is in
-
     # per worker: None while it runs, else what it last sent and nothing follows until it
     # gets an answer ("part": it waits for the parts) or ever ("error")
     held: list[str | None] = [None] * len(shares)
-
-    def exchange(mine: Any) -> list[Any]:
-        got = [mine]
-        failed: list[BaseException] = []
-        for i in range(1, len(shares)):
-            kind, value = receive(i)
-            held[i] = kind
-            if kind == "part":
-                got.append(value)
-            else:
-                failed.append(value)
-        if failed:
-            raise next((e for e in failed if isinstance(e, Fallback)), failed[0])
-        for i, conn in enumerate(conns, 1):
-            conn.send(("parts", got))
-            held[i] = None
-        return got
-
     try:
         for share in shares[1:]:
             parent_end, child_end = mp.Pipe(duplex=True)
@@ -1368,13 +1356,15 @@ def _in_processes(
         results: list[_Partial] = []
         errors: list[BaseException] = []
         try:
-            results.append(work(shares[0], lambda: key, exchange))
+            results.append(
+                work(shares[0], partial(_same, key), partial(_exchange, conns, procs, held))
+            )
         except (Fallback, DnssecCeremonyError) as exc:
             errors.append(exc)
         for i in range(1, len(shares)):
             if held[i] is not None:  # waits for parts (this process failed), or failed
                 continue
-            kind, value = receive(i)
+            kind, value = _receive(conns, procs, i)
             if kind == "ok":
                 results.append(value)
             elif kind != "part":  # "part": this process failed before the exchange
@@ -1396,6 +1386,47 @@ def _in_processes(
             if p.is_alive():
                 p.kill()
                 p.join()
+
+
+def _same(key: KeyLike) -> KeyLike:
+    return key
+
+
+def _alone(mine: Any) -> list[Any]:
+    return [mine]
+
+
+def _exchange(
+    conns: list[Connection], procs: list[Any], held: list[str | None], mine: Any
+) -> list[Any]:
+    """:data:`Exchange` in the parent: every worker's part, in order, sent back to them all
+    (``held``: see :func:`_in_processes`)."""
+    got = [mine]
+    failed: list[BaseException] = []
+    for i in range(1, len(conns) + 1):
+        kind, value = _receive(conns, procs, i)
+        held[i] = kind
+        if kind == "part":
+            got.append(value)
+        else:
+            failed.append(value)
+    if failed:
+        raise next((e for e in failed if isinstance(e, Fallback)), failed[0])
+    for i, conn in enumerate(conns, 1):
+        conn.send(("parts", got))
+        held[i] = None
+    return got
+
+
+def _receive(conns: list[Connection], procs: list[Any], i: int) -> tuple[str, Any]:
+    """Worker ``i``'s next message (kind, value); its death as an error."""
+    try:
+        kind, value = conns[i - 1].recv()
+    except (EOFError, OSError):
+        procs[i - 1].join(timeout=5)
+        code = procs[i - 1].exitcode
+        return "error", WorkerFailed(f"incremental worker {i} died (exit code {code})")
+    return str(kind), value
 
 
 def _child(
@@ -1752,13 +1783,18 @@ class _Plan:
         if clock is not None:
             clock.lap("plan")
 
-        def work(
-            part: list[list[_Element]], k: Callable[[], KeyLike], _exchange: Exchange
-        ) -> _Partial:
-            return self._work(part, k(), delta, planned)
+        work = partial(self._nsec_share, delta, planned)  # not a closure: see _run_nsec3
+        return self._combine(_in_processes(work, _split(groups, jobs), key, opener))
 
-        parts = _in_processes(work, _split(groups, jobs), key, opener)
-        return self._combine(parts)
+    def _nsec_share(
+        self,
+        delta: Delta,
+        planned: frozenset[bytes],
+        groups: list[list[_Element]],
+        k: Callable[[], KeyLike],
+        _exchange: Exchange,
+    ) -> _Partial:
+        return self._work(groups, k(), delta, planned)
 
     def _run_nsec3(
         self,
@@ -1778,33 +1814,45 @@ class _Plan:
         if len(regular) < PARALLEL_MIN or opener is None:
             jobs = 1
         cuts = _cuts(regular, jobs)
-        keys = frozenset(touched)
-
-        def share_of(e: _Element) -> int:
-            return bisect_right(cuts, e.lo)
-
-        def work(i: int, k: Callable[[], KeyLike], exchange: Exchange) -> _Partial:
-            mine = [e for e in regular if share_of(e) == i]
-            entries = exchange(self._chain_part(mine, delta, i == 0))
-            hashed = self._plan_chain(entries, keys)
-            if i == 0 and clock is not None:
-                clock.lap("plan")
-            # the shares signed: cut again over the NSEC3 owners too (they cluster: hash
-            # labels are digits and a-v); a subtree that another process parsed is parsed
-            # and changed here as well (its chain entries are in the plan already)
-            every = sorted([*regular, *hashed], key=lambda e: (e.lo, canonical_key(e.child)))
-            final = _cuts(every, len(cuts) + 1)
-            own = [e for e in every if bisect_right(final, e.lo) == i]
-            moved = [e for e in own if not e.hashed and share_of(e) != i]
-            if moved:
-                self._parse(moved)
-                self._apply({e.child: e for e in moved}, delta)
-            self._nsec3_records([e for e in own if e.hashed])
-            part = self._sign(_groups(own), k())
-            part.duplicates = any(entry.duplicates for entry in entries)
-            return part
-
+        # a partial of a method, not a nested function: mypyc keeps a compiled function's
+        # nested functions in a closure object they refer to, a reference cycle that would
+        # keep the whole plan alive until the garbage collector runs (~0.09 s at 1M)
+        work = partial(self._nsec3_share, regular, cuts, frozenset(touched), delta, clock)
         return self._combine(_in_processes(work, list(range(len(cuts) + 1)), key, opener))
+
+    def _nsec3_share(
+        self,
+        regular: list[_Element],
+        cuts: list[int],
+        keys: frozenset[bytes],
+        delta: Delta,
+        clock: _Clock | None,
+        i: int,
+        k: Callable[[], KeyLike],
+        exchange: Exchange,
+    ) -> _Partial:
+        """Process ``i``'s part of :meth:`_run_nsec3`."""
+        mine = [e for e in regular if bisect_right(cuts, e.lo) == i]
+        entries = exchange(self._chain_part(mine, delta, i == 0))
+        hashed = self._plan_chain(entries, keys)
+        if i == 0 and clock is not None:
+            clock.lap("plan")
+        # the shares signed: cut again over the NSEC3 owners too (they cluster: hash
+        # labels are digits and a-v); a subtree that another process parsed is parsed
+        # and changed here as well (its chain entries are in the plan already)
+        # (lo, hi): the canonical order where it matters (an added subtree, hi == lo,
+        # sorts before the one that starts there); no name keys made
+        every = sorted([*regular, *hashed], key=_position)
+        final = _cuts(every, len(cuts) + 1)
+        own = [e for e in every if bisect_right(final, e.lo) == i]
+        moved = [e for e in own if not e.hashed and bisect_right(cuts, e.lo) != i]
+        if moved:
+            self._parse(moved)
+            self._apply({e.child: e for e in moved}, delta)
+        self._nsec3_records([e for e in own if e.hashed])
+        part = self._sign(_groups(own), k())
+        part.duplicates = any(entry.duplicates for entry in entries)
+        return part
 
     def _extras(self, touched: dict[bytes, _Element], delta: Delta) -> dict[bytes, None]:
         """The untouched subtrees before a touched one whose first name may change (their
