@@ -328,3 +328,62 @@ def test_sort_by_hash_refuses_other_entries() -> None:
     for bad in ([(b"x" * 19, b"", b"")], [(b"x" * 21,)], [b"x" * 20], [()], [("x" * 20,)]):
         with pytest.raises(ValueError):
             fast.sort_by_hash(bad)
+
+
+@st.composite
+def _index_and_runs(
+    draw: st.DrawFn,
+) -> tuple[array[int], array[int], bytes, list[tuple[int, int, array[int], list[bytes]]]]:  # type: ignore[type-arg]
+    names = draw(st.lists(st.binary(min_size=0, max_size=20), min_size=0, max_size=40))
+    lengths = array("Q", [draw(st.integers(0, 2**64 - 1)) for _ in names])
+    namelens = array("B", [len(x) for x in names])
+    cuts = sorted(draw(st.lists(st.integers(0, len(names)), max_size=10)))
+    runs = []
+    for lo, hi in zip(cuts[::2], cuts[1::2], strict=False):
+        new = draw(st.lists(st.binary(min_size=0, max_size=255), max_size=5))
+        runs.append((lo, hi, array("Q", [draw(st.integers(0, 2**64 - 1)) for _ in new]), new))
+    return lengths, namelens, b"".join(names), runs
+
+
+@settings(max_examples=300, deadline=None)
+@given(_index_and_runs())
+def test_splice_index_matches_the_python_splice(case) -> None:  # type: ignore[no-untyped-def]
+    lengths, namelens, blob, runs = case
+    want = inc._splice_index_py(lengths, namelens, blob, runs)
+    assert inc._INDEX[0].splice_index(lengths, namelens, blob, runs) == want
+    # and it is the splice: the names and lengths of each part, in order
+    names, ends, cur = [], list(accumulate(namelens, initial=0)), 0
+    out_lengths: list[int] = []
+    for lo, hi, rl, rn in runs:
+        names += [blob[ends[i] : ends[i + 1]] for i in range(cur, lo)] + rn
+        out_lengths += list(lengths[cur:lo]) + list(rl)
+        cur = hi
+    names += [blob[ends[i] : ends[i + 1]] for i in range(cur, len(namelens))]
+    out_lengths += list(lengths[cur:])
+    assert want[2] == b"".join(names) and want[1] == bytes(len(x) for x in names)
+    assert array("Q", want[0]).tolist() == out_lengths
+
+
+def test_splice_index_refuses_runs_that_do_not_fit() -> None:
+    names = [b"\x00", b"\x01a\x00", b"\x01b\x00"]
+    lengths, namelens = array("Q", [5, 6, 7]), array("B", [len(x) for x in names])
+    blob = b"".join(names)
+    ok = (1, 2, array("Q", [9]), [b"\x01c\x00"])
+    bad_runs = [
+        [(2, 3, array("Q"), []), (1, 2, array("Q"), [])],  # not ascending
+        [(2, 1, array("Q"), [])],  # hi < lo
+        [(1, 4, array("Q"), [])],  # past the end
+        [(1, 2, array("Q", [1, 2]), [b"x"])],  # a length per name
+        [(1, 2, array("Q", [1]), [b"x" * 256])],  # a name too long
+        [(1, 2, array("Q", [1]), ["x"])],  # not bytes
+        [(1, 2)],  # not a run
+    ]
+    for fn in (inc._INDEX[0].splice_index, inc._splice_index_py):
+        assert fn(lengths, namelens, blob, [ok])[2] == names[0] + b"\x01c\x00" + names[2]
+        for runs in bad_runs:
+            with pytest.raises((ValueError, TypeError)):
+                fn(lengths, namelens, blob, runs)
+        with pytest.raises(ValueError):  # the names do not fill the blob
+            fn(lengths, namelens, blob + b"x", [ok])
+        with pytest.raises(ValueError):  # a length per name
+            fn(array("Q", [5, 6]), namelens, blob, [ok])

@@ -53,6 +53,15 @@
  *   bisect.bisect_left (right: bisect_right) of key among the sorted records of ``width``
  *   octets that blob is made of (the NSEC3 chain's hashes).
  *
+ * splice_index(lengths, namelens, blob, runs) -> (lengths, namelens, blob)
+ *   The incremental state's index with runs of names replaced: lengths ("Q" buffer, n
+ *   items) and namelens ("B" buffer, n items) per name of the previous output, blob its
+ *   names concatenated; runs a list of tuples (lo, hi, run_lengths, run_names), ascending
+ *   and disjoint (lo >= the previous hi, hi <= n): names [lo, hi) are replaced by
+ *   run_names (a list of bytes of at most 255 octets) with run_lengths (a "Q" buffer, one
+ *   item per name). Returns the three new ones as bytes (incremental._Plan.new_state;
+ *   _splice_index_py is the specification). ValueError for runs that do not fit.
+ *
  * locate(blob, ends, child) -> (lo, hi)
  *   blob   the names (canonical wire, lowercase), concatenated in canonical order
  *   ends   a "Q" buffer: where each name ends in blob
@@ -525,6 +534,131 @@ done:
     return out;
 }
 
+/* splice_index(): see the top of the file. Two passes over the runs: the sizes, then the
+ * copies (one memcpy per unchanged range of each of the three). */
+static PyObject *splice_index(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer lv, nv, bv;
+    PyObject *runs;
+    if (!PyArg_ParseTuple(args, "y*y*y*O!", &lv, &nv, &bv, &PyList_Type, &runs))
+        return NULL;
+    PyObject *res = NULL, *lo_out = NULL, *no_out = NULL, *bo_out = NULL;
+    Py_buffer *rl = NULL;
+    Py_ssize_t got = 0; /* run buffers acquired (released at done) */
+    Py_ssize_t nruns = PyList_GET_SIZE(runs);
+    Py_ssize_t n = nv.len;
+    const uint64_t *lengths = lv.buf;
+    const unsigned char *namelens = nv.buf, *blob = bv.buf;
+    if (lv.len != n * 8) {
+        PyErr_SetString(PyExc_ValueError, "splice_index: lengths and namelens differ in size");
+        goto done;
+    }
+    {
+        Py_ssize_t total = 0; /* the names must fill the blob exactly (the copies rely on it) */
+        for (Py_ssize_t i = 0; i < n; i++)
+            total += namelens[i];
+        if (total != bv.len)
+            goto bad;
+    }
+    rl = PyMem_Calloc(nruns ? nruns : 1, sizeof(Py_buffer));
+    if (rl == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t names = n, octets = bv.len, prev = 0;
+    for (Py_ssize_t r = 0; r < nruns; r++) {
+        PyObject *t = PyList_GET_ITEM(runs, r);
+        Py_ssize_t lo, hi;
+        PyObject *rnames;
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 4)
+            goto bad;
+        lo = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        hi = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+        if (PyErr_Occurred())
+            goto done;
+        rnames = PyTuple_GET_ITEM(t, 3);
+        if (lo < prev || hi < lo || hi > n || !PyList_Check(rnames))
+            goto bad;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(t, 2), &rl[r], PyBUF_SIMPLE) < 0)
+            goto done;
+        got = r + 1;
+        Py_ssize_t m = PyList_GET_SIZE(rnames);
+        if (rl[r].len != m * 8)
+            goto bad;
+        names += m - (hi - lo);
+        for (Py_ssize_t i = lo; i < hi; i++)
+            octets -= namelens[i];
+        for (Py_ssize_t i = 0; i < m; i++) {
+            PyObject *x = PyList_GET_ITEM(rnames, i);
+            if (!PyBytes_Check(x) || PyBytes_GET_SIZE(x) > 255)
+                goto bad;
+            octets += PyBytes_GET_SIZE(x);
+        }
+        prev = hi;
+    }
+    lo_out = PyBytes_FromStringAndSize(NULL, names * 8);
+    no_out = PyBytes_FromStringAndSize(NULL, names);
+    bo_out = PyBytes_FromStringAndSize(NULL, octets);
+    if (lo_out == NULL || no_out == NULL || bo_out == NULL)
+        goto done;
+    {
+        char *lo_p = PyBytes_AS_STRING(lo_out), *no_p = PyBytes_AS_STRING(no_out);
+        char *bo_p = PyBytes_AS_STRING(bo_out);
+        Py_ssize_t cur = 0, pos = 0; /* old name index, its start in blob */
+        for (Py_ssize_t r = 0; r <= nruns; r++) {
+            Py_ssize_t lo = n, hi = n;
+            PyObject *rnames = NULL;
+            if (r < nruns) {
+                PyObject *t = PyList_GET_ITEM(runs, r);
+                lo = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+                hi = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+                rnames = PyTuple_GET_ITEM(t, 3);
+            }
+            /* the unchanged names [cur, lo) */
+            Py_ssize_t span = 0;
+            for (Py_ssize_t i = cur; i < lo; i++)
+                span += namelens[i];
+            memcpy(lo_p, lengths + cur, (lo - cur) * 8);
+            lo_p += (lo - cur) * 8;
+            memcpy(no_p, namelens + cur, lo - cur);
+            no_p += lo - cur;
+            memcpy(bo_p, blob + pos, span);
+            bo_p += span;
+            pos += span;
+            if (rnames == NULL)
+                break;
+            /* the run's names instead of [lo, hi) */
+            for (Py_ssize_t i = lo; i < hi; i++)
+                pos += namelens[i];
+            Py_ssize_t m = PyList_GET_SIZE(rnames);
+            memcpy(lo_p, rl[r].buf, m * 8);
+            lo_p += m * 8;
+            for (Py_ssize_t i = 0; i < m; i++) {
+                PyObject *x = PyList_GET_ITEM(rnames, i);
+                Py_ssize_t k = PyBytes_GET_SIZE(x);
+                *no_p++ = (char)k;
+                memcpy(bo_p, PyBytes_AS_STRING(x), k);
+                bo_p += k;
+            }
+            cur = hi;
+        }
+    }
+    res = PyTuple_Pack(3, lo_out, no_out, bo_out);
+    goto done;
+bad:
+    PyErr_SetString(PyExc_ValueError, "splice_index: runs that do not fit the index");
+done:
+    for (Py_ssize_t r = 0; rl != NULL && r < got; r++)
+        PyBuffer_Release(&rl[r]);
+    PyMem_Free(rl);
+    Py_XDECREF(lo_out);
+    Py_XDECREF(no_out);
+    Py_XDECREF(bo_out);
+    PyBuffer_Release(&lv);
+    PyBuffer_Release(&nv);
+    PyBuffer_Release(&bv);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"find_table", find_table, METH_VARARGS,
      "find's table of sorted key records (the first key of each two-octet bucket)."},
@@ -542,6 +676,8 @@ static PyMethodDef methods[] = {
      "Counts of \\n, \\n; and \\n$, the last \\n$ and $include in buf[lo:hi] (no GIL)."},
     {"cumsum", cumsum, METH_VARARGS, "Running sums of a buffer of 1- or 8-octet items."},
     {"locate", locate, METH_VARARGS, "(lo, hi) of a child's subtree among sorted names."},
+    {"splice_index", splice_index, METH_VARARGS,
+     "The incremental state's index with runs of names replaced."},
     {NULL, NULL, 0, NULL},
 };
 

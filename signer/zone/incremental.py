@@ -2446,36 +2446,21 @@ class _Plan:
         spliced from the previous one and the runs (slices of memoryviews: each part is
         copied once)."""
         st = self.st
+        runs = [(r.lo, r.hi, r.lengths, r.names) for r in result.runs]
+        fast = _INDEX[0]
+        try:
+            if fast is not None:
+                lb, nb, joined = fast.splice_index(st.lengths, st.namelens, st.blob, runs)
+            else:
+                lb, nb, joined = _splice_index_py(st.lengths, st.namelens, st.blob, runs)
+        except ValueError:
+            raise Fallback("the names re-rendered do not fit the state's index") from None
         lengths: array[int] = array("Q")
+        lengths.frombytes(lb)
         namelens: array[int] = array("B")
-        blob: list[bytes | memoryview] = []
-        width = lengths.itemsize
-        out_size = st.out_size
+        namelens.frombytes(nb)
         off = self.off
-        with (
-            memoryview(st.lengths).cast("B") as lv,
-            memoryview(st.namelens) as nv,
-            memoryview(st.blob) as bv,
-        ):
-            cur = 0
-            for r in result.runs:
-                lengths.frombytes(lv[cur * width : r.lo * width])
-                namelens.frombytes(nv[cur : r.lo])
-                a, b = self.names.span(cur, r.lo)
-                blob.append(bv[a:b])
-                lengths.extend(r.lengths)
-                namelens.extend([len(n) for n in r.names])
-                blob.extend(r.names)
-                out_size += len(r.text) - (off[r.hi] - off[r.lo])
-                cur = r.hi
-            lengths.frombytes(lv[cur * width :])
-            namelens.frombytes(nv[cur:])
-            a, b = self.names.span(cur, self.n)
-            blob.append(bv[a:b])
-            joined = b"".join(blob)
-            for piece in blob:
-                if isinstance(piece, memoryview):
-                    piece.release()
+        out_size = st.out_size + sum(len(r.text) - (off[r.hi] - off[r.lo]) for r in result.runs)
         # the input's multi-line entries, shifted by the hunks before them (no changed line
         # is in one: parse_changes refuses parentheses and continuation lines); one sweep
         # over both in file order, not every hunk for every entry
@@ -2507,6 +2492,38 @@ class _Plan:
             blob=joined,
             hashes=result.hashes,
         )
+
+
+def _splice_index_py(
+    lengths: array[int],
+    namelens: array[int],
+    blob: bytes,
+    runs: list[tuple[int, int, array[int], list[bytes]]],
+) -> tuple[bytes, bytes, bytes]:
+    """The state's index (each name's output length, each name's length, the names) with
+    names [lo, hi) replaced by each run's: ``_index.splice_index`` in Python (its
+    specification). ValueError for runs that do not fit."""
+    n = len(namelens)
+    if len(lengths) != n or sum(namelens) != len(blob):
+        raise ValueError("splice_index: runs that do not fit the index")
+    ends = _cumsum(namelens, True)
+    out_l: list[bytes] = []
+    out_n: list[bytes] = []
+    out_b: list[bytes] = []
+    cur = 0
+    for lo, hi, run_lengths, run_names in runs:
+        if lo < cur or hi < lo or hi > n or len(run_lengths) != len(run_names):
+            raise ValueError("splice_index: runs that do not fit the index")
+        if any(len(x) > 255 for x in run_names):
+            raise ValueError("splice_index: runs that do not fit the index")
+        out_l += [lengths[cur:lo].tobytes(), run_lengths.tobytes()]
+        out_n += [namelens[cur:lo].tobytes(), bytes(len(x) for x in run_names)]
+        out_b += [blob[ends[cur] : ends[lo]], *run_names]
+        cur = hi
+    out_l.append(lengths[cur:].tobytes())
+    out_n.append(namelens[cur:].tobytes())
+    out_b.append(blob[ends[cur] :])
+    return b"".join(out_l), b"".join(out_n), b"".join(out_b)
 
 
 def _split_runs(
