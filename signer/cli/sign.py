@@ -94,7 +94,8 @@ def sign(
         # imported (~0.15 s) and the job set up (signer.zone.prefetch)
         from signer.zone import prefetch
 
-        prefetch.start(prefetch.previous_files(previous))
+        if Path(previous + prefetch.STATE_SUFFIX).is_file():  # else: no re-sign, no hashing
+            prefetch.start(prefetch.previous_files(previous))
     from signer.bundles.policy import SignerPolicy, load_policy
     from signer.cli.signjob import KeyOpener, SignJob, load_response, run_sign
     from signer.rrsig import to_time
