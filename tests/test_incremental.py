@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -842,3 +843,23 @@ def test_a_re_sign_leaves_no_reference_cycle_behind(
     finally:
         gc.enable()
     assert not left, f"{len(left)} plan objects wait for the garbage collector"
+
+
+def test_remove_state_frees_the_files_in_the_closers_thread(tmp_path: Path) -> None:
+    """The state files are gone at once; their descriptors (what frees the blocks) are
+    closed in the given thread, none left open."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from signer.zone.incremental import input_path, remove_state, state_path
+
+    out = str(tmp_path / "z.signed")
+    fds = len(os.listdir("/proc/self/fd"))
+    for closer in (None, ThreadPoolExecutor(1)):
+        Path(state_path(out)).write_bytes(b"s" * 4096)
+        Path(input_path(out)).write_bytes(b"i" * 4096)
+        remove_state(out, closer)
+        assert not Path(state_path(out)).exists() and not Path(input_path(out)).exists()
+        if closer is not None:
+            closer.shutdown(wait=True)
+        assert len(os.listdir("/proc/self/fd")) == fds
+    remove_state(out, None)  # nothing there: no error

@@ -251,11 +251,20 @@ def input_path(out: str) -> str:
     return out + INPUT_SUFFIX
 
 
-def remove_state(out: str) -> None:
-    """Delete ``out``'s state (before ``out`` is replaced)."""
+def remove_state(out: str, closer: Executor | None = None) -> None:
+    """Delete ``out``'s state (before ``out`` is replaced). With ``closer``, the files'
+    blocks are freed in its thread: each file is opened, unlinked here, and closed there
+    (an unlinked file's blocks go with its last descriptor; 1M delegations: 190 MB, ~0.03 s
+    of the kernel's time)."""
     for p in (state_path(out), input_path(out)):
+        fd = -1
+        if closer is not None:
+            with contextlib.suppress(OSError):
+                fd = os.open(p, os.O_RDONLY)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
+        if closer is not None and fd >= 0:
+            closer.submit(os.close, fd)
 
 
 def _state_pieces(st: State) -> list[bytes | memoryview]:
@@ -1124,7 +1133,7 @@ def sign_incremental(
             raise
         check()
         clock.lap("state_check")
-        remove_state(out)
+        remove_state(out, copier)
         # the next state's index before the output (its body hashed meanwhile, in the
         # copier's thread: the input copy is done or nearly)
         new_st = plan.new_state(result, delta, hunks)
