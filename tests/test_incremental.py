@@ -501,6 +501,18 @@ def test_include_and_duplicates_fall_back(tmp_path: Path) -> None:
     assert "twice" in _reason(s, tmp_path, prev, "dup")
 
 
+def _signed_once(tmp_path: Path, text: str, denial: str) -> tuple[Setup, tuple[str, ...], Path]:
+    """``text`` signed in full ("nsec" or "nsec3-optout"): the setup, the extra arguments
+    of its policy, the signed zone."""
+    if denial == "nsec":
+        s, extra = _setup(tmp_path, text), ()
+    else:
+        s, extra = _nsec3_setup(tmp_path, text, optout=True)
+    prev = tmp_path / "p.signed"
+    _run(s, prev, *extra)
+    return s, extra, prev
+
+
 @pytest.mark.parametrize("denial", ["nsec", "nsec3-optout"])
 def test_runs_in_several_processes_match_the_full_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, denial: str
@@ -513,12 +525,7 @@ def test_runs_in_several_processes_match_the_full_path(
 
     monkeypatch.setattr(incremental, "PARALLEL_MIN", 1)  # forked processes inherit it
     text = generated_zone(600) + "x.ent A 192.0.2.9\n"
-    if denial == "nsec":
-        s, extra = _setup(tmp_path, text), ()
-    else:
-        s, extra = _nsec3_setup(tmp_path, text, optout=True)
-    prev = tmp_path / "p.signed"
-    _run(s, prev, *extra)
+    s, extra, prev = _signed_once(tmp_path, text, denial)
     base = text.splitlines()
     for seed, jobs in ((7, "2"), (8, "3")):
         s.zone.write_text("\n".join(_mutate(base, random.Random(seed), 12)) + "\n")
@@ -827,12 +834,7 @@ def test_a_re_sign_leaves_no_reference_cycle_behind(
 
     monkeypatch.setattr(incremental, "PARALLEL_MIN", 1)
     text = generated_zone(300)
-    if denial == "nsec":
-        s, extra = _setup(tmp_path, text), ()
-    else:
-        s, extra = _nsec3_setup(tmp_path, text, optout=True)
-    prev = tmp_path / "p.signed"
-    _run(s, prev, *extra)
+    s, extra, prev = _signed_once(tmp_path, text, denial)
     s.zone.write_text("\n".join(_mutate(text.splitlines(), random.Random(3), 8)) + "\n")
     gc.collect()
     gc.disable()
